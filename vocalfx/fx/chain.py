@@ -1,0 +1,115 @@
+"""The DiffVox vocal chain.
+
+``x -> PK1 -> PK2 -> LS -> HS -> LP -> HP -> Comp/Exp = u``, then
+``y = pan(u) + delay(u) + fdn(u [1, 1] + send * delay(u))``, mono in, stereo out.
+
+Everything after the compressor is linear and time-invariant, so the chain renders it as one
+stereo transfer function per output channel on a shared FFT grid:
+``Y_o = U (P_o + D_o + sum_i F_oi (1 + send D_i))`` with ``P`` the direct pan gains, ``D`` the
+delay's and ``F`` the FDN's responses (both truncated to the signal length, as the reference's
+causal convolutions are). The six EQ biquads are applied as one frequency response on a grid at
+least twice the signal length (see :func:`vocalfx.functional.biquad_cascade_fft`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import functional as VF
+from .._util_check import check_mono_batch
+from ..functional._util import next_fast_len
+from ..params import NUM_PARAMS, default_vector, raw_to_native
+from .modules import CompressorExpander, FDNReverb, Pan, PingPongDelay, Send, eq_modules
+
+__all__ = ["VocalChain"]
+
+
+class VocalChain(nn.Module):
+    """Differentiable vocal chain; renders ``(B, 1, T)`` mono to ``(B, 2, T)`` stereo.
+
+    Args:
+        sample_rate: in Hz. Presets are defined at 44.1 kHz (the FDN delay lengths are in samples).
+
+    Example:
+        >>> chain = VocalChain(44100)
+        >>> y = chain(torch.randn(1, 1, 44100))            # the chain's own parameters
+        >>> y = chain(x, params=torch.zeros(4, 130))        # four presets, one call
+    """
+
+    def __init__(self, sample_rate: float = 44100):
+        super().__init__()
+        self.sample_rate = float(sample_rate)
+        self.raw = nn.Parameter(torch.as_tensor(default_vector(), dtype=torch.float32))
+        self.eq = nn.ModuleList(eq_modules(sample_rate))
+        self.comp = CompressorExpander(sample_rate)
+        self.send = Send(sample_rate)
+        self.delay = PingPongDelay(sample_rate)
+        self.reverb = FDNReverb(sample_rate)
+        self.pan = Pan(sample_rate)
+
+    def forward(self, x: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
+        """Render.
+
+        Args:
+            x: dry mono audio ``(B, 1, T)`` (``B = 1`` broadcasts against the presets).
+            params: raw vectors ``(P, 130)`` or ``(130,)``; default: this module's ``raw``.
+                ``P`` must equal ``B``, or one of them must be 1.
+
+        Returns:
+            ``(max(B, P), 2, T)`` in ``x``'s dtype.
+        """
+        check_mono_batch(x)
+        raw = self.raw if params is None else params
+        raw = raw.to(x.dtype)
+        if raw.dim() == 1:
+            raw = raw.unsqueeze(0)
+        if raw.dim() != 2 or raw.shape[1] != NUM_PARAMS:
+            raise ValueError(f"expected params of shape (batch, {NUM_PARAMS}), got {tuple(raw.shape)}")
+        if x.shape[0] != raw.shape[0] and 1 not in (x.shape[0], raw.shape[0]):
+            raise ValueError(f"batch of audio ({x.shape[0]}) and of params ({raw.shape[0]}) do not broadcast")
+        native = raw_to_native(raw)
+        return self.render_native(x, native)
+
+    def eq_coeffs(self, native: torch.Tensor):
+        bs, as_ = zip(*(m.coeffs(native) for m in self.eq))
+        return torch.stack(bs, 1), torch.stack(as_, 1)
+
+    def render_native(self, x: torch.Tensor, native: torch.Tensor) -> torch.Tensor:
+        T = x.shape[-1]
+        b, a = self.eq_coeffs(native)
+        x_eq = VF.biquad_cascade_fft(x, b, a)
+        u = self.comp(x_eq, native)  # (B, 1, T)
+        return self.render_post(u, native)
+
+    def render_post(self, u: torch.Tensor, native: torch.Tensor) -> torch.Tensor:
+        """The linear part after the compressor, as one transfer function per output channel."""
+        T = u.shape[-1]
+        hd = self.delay.ir(native)[..., :T]  # (B, 2, Ld)
+        hf = self.reverb.ir(native)[..., :T]  # (B, 2, 2, Lf)
+        n = next_fast_len(T + max(hd.shape[-1], hf.shape[-1]) - 1)
+        U = torch.fft.rfft(u, n=n)  # (B, 1, bins)
+        D = torch.fft.rfft(hd, n=n)  # (B, 2, bins)
+        Fr = torch.fft.rfft(hf, n=n)  # (B, 2, 2, bins)
+        send = self.send(native)[:, None, None]
+        fdn_in = 1 + send * D  # (B, 2 in, bins)
+        P = VF.pan_gains(self.pan.values(native)["position"])  # (B, 2)
+        Hsum = P[:, :, None] + D + (Fr * fdn_in[:, None, :, :]).sum(2)
+        return torch.fft.irfft(U * Hsum, n=n)[..., :T]
+
+    def render_reference(self, x: torch.Tensor, native: torch.Tensor) -> dict:
+        """Stage-by-stage render with the plain (unfused) modules, for tests and inspection.
+
+        Returns a dict with ``after_eq``, ``after_compexp``, ``direct_pan``, ``delay_branch``,
+        ``fdn_branch`` and ``output`` (the stage names of the reference goldens).
+        """
+        h = x
+        for m in self.eq:
+            h = m(h, native)
+        after_eq = h
+        u = self.comp(h, native)
+        direct = self.pan(u, native)
+        d = self.delay(u, native)
+        send = self.send(native)[:, None, None]
+        f = self.reverb(u.expand(-1, 2, -1) + send * d, native)
+        return dict(after_eq=after_eq, after_compexp=u, direct_pan=direct, delay_branch=d, fdn_branch=f, output=direct + d + f)
