@@ -1,0 +1,26 @@
+"""Shared fixtures. Tests that need ``../shared`` (goldens, presets, corpus) use the ``shared``
+fixture: they skip with a message when it is absent (a user's clone); CI runs with
+``VOCALFX_REQUIRE_SHARED=1`` and turns such a skip into a failure."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("VOCALFX_SHARED", ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    if not (SHARED / "goldens").is_dir():
+        msg = f"../shared not found at {SHARED} (set VOCALFX_SHARED); skipping a test that needs it"
+        if os.environ.get("VOCALFX_REQUIRE_SHARED") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return SHARED
