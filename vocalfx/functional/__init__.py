@@ -7,11 +7,13 @@ from .filters import (
     biquad,
     biquad_cascade_fft,
     biquad_response,
+    cascade_response,
     high_shelf_coeffs,
     highpass_coeffs,
     low_shelf_coeffs,
     lowpass_coeffs,
     peak_coeffs,
+    sosfilt,
 )
 from .pan import pan, pan_gains
 from .reverb import fdn_decay_gains, fdn_ir, fdn_response, fdn_reverb, mixing_matrix
@@ -27,11 +29,13 @@ __all__ = [
     "biquad",
     "biquad_cascade_fft",
     "biquad_response",
+    "cascade_response",
     "high_shelf_coeffs",
     "highpass_coeffs",
     "low_shelf_coeffs",
     "lowpass_coeffs",
     "peak_coeffs",
+    "sosfilt",
     "pan",
     "pan_gains",
     "fdn_decay_gains",

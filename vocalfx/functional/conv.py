@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ._fft import irfft, rfft
 from ._util import check_audio, next_fast_len
 
 __all__ = ["fft_convolve"]
@@ -25,12 +26,12 @@ def fft_convolve(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     T = x.shape[-1]
     h = h[..., :T]
     n = next_fast_len(T + h.shape[-1] - 1)
-    X = torch.fft.rfft(x, n=n)
-    Hf = torch.fft.rfft(h, n=n)
+    X = rfft(x, n)
+    Hf = rfft(h, n)
     if h.dim() == 4:
         Y = (Hf * X.unsqueeze(1)).sum(2)
     elif h.dim() == 3:
         Y = Hf * X
     else:
         raise ValueError(f"expected h of shape (batch, channels, length) or (batch, out, in, length), got {tuple(h.shape)}")
-    return torch.fft.irfft(Y, n=n)[..., :T]
+    return irfft(Y, n)[..., :T]

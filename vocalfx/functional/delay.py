@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ._fft import irfft, rfft
 from ._util import Param, batch_param, check_audio
 from .conv import fft_convolve
 from .filters import biquad_response, lowpass_coeffs
@@ -55,7 +56,7 @@ def ping_pong_delay_ir(
     sinc = torch.sinc(t[None, :] - d[:, None])  # (B, L)
     b, a = lowpass_coeffs(sample_rate, freq_hz=lowpass_freq_hz, q=lowpass_q)
     b, a = b.reshape(-1, 3), a.reshape(-1, 3)
-    S = torch.fft.rfft(sinc, n=L) * biquad_response(b, a, L)  # (B, bins)
+    S = rfft(sinc, L) * biquad_response(b, a, L)  # (B, bins)
     Bn = S.shape[0]
     fb = fb.expand(Bn)
     q2 = (fb[:, None] * S) ** 2
@@ -75,7 +76,7 @@ def ping_pong_delay_ir(
         acc_even = acc_even * q2 + one_e
     odd = S * acc_odd
     even = S * (fb[:, None] * S) * acc_even
-    return torch.fft.irfft(torch.stack([odd, even], 1), n=L)
+    return irfft(torch.stack([odd, even], 1), L)
 
 
 def ping_pong_delay(

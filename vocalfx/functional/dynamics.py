@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torchcomp import avg as _one_pole_average
 from torchcomp.core import compressor_core as _smooth_gain
 
+from ._fft import irfft, rfft
 from ._util import Param, batch_param, check_audio, next_fast_len
 
 __all__ = ["compexp_static_gain_db", "compressor_expander", "lookahead_shift"]
@@ -45,8 +47,11 @@ def lookahead_shift(gain: torch.Tensor, sample_rate: float, lookahead_ms: torch.
     padded = torch.cat([gain[:, :1].expand(B, left), gain, gain[:, -1:].expand(B, right)], dim=1)
     n = next_fast_len(padded.shape[1] + length - 1)
     # correlation: out[n] = sum_i padded[n + i] kernel[i] = (padded * kernel_reversed)[n + length - 1]
-    Y = torch.fft.rfft(padded, n=n) * torch.fft.rfft(kernel.flip(-1), n=n)
-    return torch.fft.irfft(Y, n=n)[:, length - 1 : length - 1 + T]
+    k = kernel.flip(-1)
+    k = F.pad(k, (0, padded.shape[1] - k.shape[1])).expand(-1, padded.shape[1])
+    spec = rfft(torch.cat([padded, k], 0), n)  # one batched FFT for signal and kernel
+    Y = spec[:B] * spec[B:]
+    return irfft(Y, n)[:, length - 1 : length - 1 + T]
 
 
 def compressor_expander(

@@ -15,9 +15,11 @@ from __future__ import annotations
 import math
 from typing import Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._fft import irfft
 from ._util import check_audio
 from .conv import fft_convolve
 
@@ -44,75 +46,69 @@ def fdn_decay_gains(decay: torch.Tensor, delays: Sequence[int], n_bins: int) -> 
     return gamma ** (m / m.min())[None, :, None]
 
 
-def _lu_inplace(A: torch.Tensor) -> None:
-    """LU without pivoting of ``(B, n, n, F)`` in place: unit-lower L below, U on and above."""
-    n = A.shape[1]
-    for k in range(n - 1):
-        inv = 1.0 / A[:, k, k]
-        A[:, k + 1 :, k] *= inv[:, None]
-        A[:, k + 1 :, k + 1 :] -= A[:, k + 1 :, k, None] * A[:, k, None, k + 1 :]
-
-
-def _lu_solve(A: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
-    """Solve ``L U X = R`` for ``R`` ``(B, n, r, F)`` with factors from :func:`_lu_inplace`."""
-    X = R.clone()
-    n = A.shape[1]
-    for k in range(1, n):  # forward, unit lower
-        X[:, k] -= (A[:, k, :k, None] * X[:, :k]).sum(1)
-    for k in range(n - 1, -1, -1):  # backward, upper
-        if k < n - 1:
-            X[:, k] -= (A[:, k, k + 1 :, None] * X[:, k + 1 :]).sum(1)
-        X[:, k] /= A[:, k, k, None]
-    return X
-
-
-def _lu_solve_adjoint(A: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
-    """Solve ``(L U)^H Y = R``: ``U^H W = R`` (lower) then ``L^H Y = W`` (unit upper)."""
-    Y = R.clone()
-    n = A.shape[1]
-    Ac = A.conj()
-    for k in range(n):
-        if k > 0:
-            Y[:, k] -= (Ac[:, :k, k, None] * Y[:, :k]).sum(1)
-        Y[:, k] /= Ac[:, k, k, None]
-    for k in range(n - 2, -1, -1):
-        Y[:, k] -= (Ac[:, k + 1 :, k, None] * Y[:, k + 1 :]).sum(1)
-    return Y
-
-
 class _FDNSolve(torch.autograd.Function):
-    """``H = c (Z - U diag(g))^{-1} b`` per bin; U ``(B,n,n)``, g ``(B,n,F)``, b ``(B,n,2)``, c ``(B,2,n)``."""
+    """``H = c (Z - U diag(g))^{-1} b`` per bin; U ``(B,n,n)``, g ``(B,n,F)``, b ``(B,n,2)``, c ``(B,2,n)``.
+
+    ``z`` is ``(2, n, F)``: real and imaginary parts of ``e^{j w m_i}``. Returns complex ``(B,2,2,F)``.
+    """
 
     @staticmethod
     def forward(ctx, U, g, b, c, z):
+        from ._fdn_kernel import fdn_solve_forward
+
         B, n, Fb = g.shape
-        M = (-U[:, :, :, None] * g[:, None, :, :]).to(z.dtype)
-        idx = torch.arange(n, device=g.device)
-        M[:, idx, idx] += z
-        _lu_inplace(M)
-        X = _lu_solve(M, b.to(z.dtype)[..., None].expand(B, n, b.shape[-1], Fb))
-        H = torch.einsum("boi,biqf->boqf", c.to(z.dtype), X)
-        ctx.save_for_backward(U, g, c, M, X)
-        return H
+        npy = lambda t: t.detach().contiguous().numpy()
+        Un, gn, bn, cn, zn = npy(U), npy(g), npy(b), npy(c), npy(z)
+        dt = gn.dtype
+        Hr = np.empty((B, c.shape[1], b.shape[2], Fb), dt)
+        Hi = np.empty_like(Hr)
+        Xr = np.empty((B, n, b.shape[2], Fb), dt)
+        Xi = np.empty_like(Xr)
+        fdn_solve_forward(Un, gn, bn, cn, zn[0], zn[1], Hr, Hi, Xr, Xi)
+        ctx.save_for_backward(U, g, c, z)
+        ctx.X = (Xr, Xi)
+        return torch.complex(torch.from_numpy(Hr), torch.from_numpy(Hi))
 
     @staticmethod
     def backward(ctx, grad_H):
-        U, g, c, M, X = ctx.saved_tensors
-        grad_U = grad_g = grad_b = grad_c = None
-        if ctx.needs_input_grad[3]:
-            grad_c = torch.einsum("boqf,biqf->boi", grad_H, X.conj()).real
-        if any(ctx.needs_input_grad[:3]):
-            grad_X = torch.einsum("boi,boqf->biqf", c.to(grad_H.dtype), grad_H)
-            Y = _lu_solve_adjoint(M, grad_X)
-            if ctx.needs_input_grad[2]:
-                grad_b = Y.sum(-1).real
-            if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-                P = torch.einsum("biqf,bjqf->bijf", Y, X.conj()).real  # = -grad_M (real part)
-                if ctx.needs_input_grad[0]:
-                    grad_U = torch.einsum("bijf,bjf->bij", P, g)
-                if ctx.needs_input_grad[1]:
-                    grad_g = torch.einsum("bijf,bij->bjf", P, U)
-        return grad_U, grad_g, grad_b, grad_c, None
+        from ._fdn_kernel import BLOCK, fdn_solve_backward
+
+        U, g, c, z = ctx.saved_tensors
+        Xr, Xi = ctx.X
+        B, n, Fb = g.shape
+        npy = lambda t: t.detach().contiguous().numpy()
+        Un, gn, cn, zn = npy(U), npy(g), npy(c), npy(z)
+        jobs = B * ((Fb + BLOCK - 1) // BLOCK)
+        dt = gn.dtype
+        grad_g = np.empty_like(gn)
+        part_U = np.empty((jobs, n, n), dt)
+        part_b = np.empty((jobs, n, Xr.shape[2]), dt)
+        part_c = np.empty((jobs, cn.shape[1], n), dt)
+        gH = grad_H.resolve_conj().contiguous()
+        fdn_solve_backward(
+            Un, gn, cn, zn[0], zn[1], Xr, Xi,
+            npy(gH.real), npy(gH.imag), grad_g, part_U, part_b, part_c,
+        )
+        nblk = jobs // B
+        red = lambda a: torch.from_numpy(a.reshape(B, nblk, *a.shape[1:]).sum(1))
+        return red(part_U), torch.from_numpy(grad_g), red(part_b), red(part_c), None
+
+
+_PHASORS: dict = {}
+
+
+def _delay_phasors(delays: Sequence[int], n_fft: int, dtype: torch.dtype) -> torch.Tensor:
+    """Cached ``(2, lines, bins)`` real/imag parts of ``e^{j w m_i}`` (computed in float64)."""
+    key = (tuple(delays), n_fft, dtype)
+    if key not in _PHASORS:
+        if len(_PHASORS) > 8:
+            _PHASORS.clear()
+        k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)
+        m = torch.as_tensor(delays, dtype=torch.float64)
+        # reduce the phase exactly (integer arithmetic) before the trig functions
+        ph = (m[:, None] * k[None, :]).remainder(n_fft) * (2 * math.pi / n_fft)
+        _PHASORS[key] = torch.stack([torch.cos(ph), torch.sin(ph)]).to(dtype)
+    return _PHASORS[key]
 
 
 def fdn_response(
@@ -139,10 +135,7 @@ def fdn_response(
     n_bins = n_fft // 2 + 1
     U = mixing_matrix(mixing, n)
     g = fdn_decay_gains(decay, delays, n_bins)
-    cdtype = torch.complex128 if decay.dtype == torch.float64 else torch.complex64
-    w = torch.arange(n_bins, dtype=decay.dtype, device=decay.device) * (2 * math.pi / n_fft)
-    m = torch.as_tensor(delays, dtype=decay.dtype, device=decay.device)
-    z = torch.polar(torch.ones((), dtype=decay.dtype), m[:, None] * w[None, :]).to(cdtype)  # e^{j w m}
+    z = _delay_phasors(delays, n_fft, decay.dtype)
     Bn = max(U.shape[0], g.shape[0], b.shape[0], c.shape[0])
     U, g = U.expand(Bn, n, n), g.expand(Bn, n, n_bins)
     b, c = b.expand(Bn, n, 2), c.expand(Bn, 2, n)
@@ -168,7 +161,7 @@ def fdn_ir(
     H = fdn_response(b=b, c=c, decay=decay, mixing=mixing, n_fft=ir_length, delays=delays)
     if eq_response is not None:
         H = H * eq_response[:, None, None, :]
-    return torch.fft.irfft(H, n=ir_length)
+    return irfft(H, ir_length)
 
 
 def fdn_reverb(x: torch.Tensor, sample_rate: float, *, b, c, decay, mixing, ir_seconds: float = 12.0) -> torch.Tensor:

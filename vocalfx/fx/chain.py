@@ -7,17 +7,19 @@ Everything after the compressor is linear and time-invariant, so the chain rende
 stereo transfer function per output channel on a shared FFT grid:
 ``Y_o = U (P_o + D_o + sum_i F_oi (1 + send D_i))`` with ``P`` the direct pan gains, ``D`` the
 delay's and ``F`` the FDN's responses (both truncated to the signal length, as the reference's
-causal convolutions are). The six EQ biquads are applied as one frequency response on a grid at
-least twice the signal length (see :func:`vocalfx.functional.biquad_cascade_fft`).
+causal convolutions are). The six EQ biquads run as true IIR filters (one compiled pass through
+all sections, :func:`vocalfx.functional.sosfilt`).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import functional as VF
 from .._util_check import check_mono_batch
+from ..functional._fft import irfft, rfft
 from ..functional._util import next_fast_len
 from ..params import NUM_PARAMS, default_vector, raw_to_native
 from .modules import CompressorExpander, FDNReverb, Pan, PingPongDelay, Send, eq_modules
@@ -72,30 +74,40 @@ class VocalChain(nn.Module):
         return self.render_native(x, native)
 
     def eq_coeffs(self, native: torch.Tensor):
+        """EQ coefficients ``(B, 6, 3)`` each, computed in float64 (low-frequency poles need it)."""
+        native = native.double()
         bs, as_ = zip(*(m.coeffs(native) for m in self.eq))
         return torch.stack(bs, 1), torch.stack(as_, 1)
 
     def render_native(self, x: torch.Tensor, native: torch.Tensor) -> torch.Tensor:
         T = x.shape[-1]
         b, a = self.eq_coeffs(native)
-        x_eq = VF.biquad_cascade_fft(x, b, a)
+        x_eq = VF.sosfilt(x, b, a)
         u = self.comp(x_eq, native)  # (B, 1, T)
         return self.render_post(u, native)
 
-    def render_post(self, u: torch.Tensor, native: torch.Tensor) -> torch.Tensor:
+    def _responses(self, native: torch.Tensor, T: int, grad: bool):
+        with torch.set_grad_enabled(grad):
+            hd = self.delay.ir(native)[..., :T]  # (B, 2, min(T, Ld))
+            hf = self.reverb.ir(native, length=T)  # (B, 2, 2, min(T, Lf))
+        return hd, hf
+
+    def render_post(self, u: torch.Tensor, native: torch.Tensor, responses=None) -> torch.Tensor:
         """The linear part after the compressor, as one transfer function per output channel."""
         T = u.shape[-1]
-        hd = self.delay.ir(native)[..., :T]  # (B, 2, Ld)
-        hf = self.reverb.ir(native)[..., :T]  # (B, 2, 2, Lf)
+        hd, hf = responses if responses is not None else self._responses(native, T, torch.is_grad_enabled())
         n = next_fast_len(T + max(hd.shape[-1], hf.shape[-1]) - 1)
-        U = torch.fft.rfft(u, n=n)  # (B, 1, bins)
-        D = torch.fft.rfft(hd, n=n)  # (B, 2, bins)
-        Fr = torch.fft.rfft(hf, n=n)  # (B, 2, 2, bins)
+        L = max(hd.shape[-1], hf.shape[-1])
+        pad = lambda h: F.pad(h, (0, L - h.shape[-1]))
+        # one batched FFT for all responses of a preset (keeps both threads busy)
+        spec = rfft(torch.cat([pad(hd), pad(hf.reshape(hf.shape[0], 4, -1))], 1), n)
+        D, Fr = spec[:, :2], spec[:, 2:].reshape(-1, 2, 2, spec.shape[-1])
+        U = rfft(u, n)  # (B, 1, bins)
         send = self.send(native)[:, None, None]
         fdn_in = 1 + send * D  # (B, 2 in, bins)
         P = VF.pan_gains(self.pan.values(native)["position"])  # (B, 2)
         Hsum = P[:, :, None] + D + (Fr * fdn_in[:, None, :, :]).sum(2)
-        return torch.fft.irfft(U * Hsum, n=n)[..., :T]
+        return irfft(U * Hsum, n)[..., :T]
 
     def render_reference(self, x: torch.Tensor, native: torch.Tensor) -> dict:
         """Stage-by-stage render with the plain (unfused) modules, for tests and inspection.

@@ -164,7 +164,7 @@ class ReverbEQ(Effect):
 
     def response(self, native, n_fft: int) -> torch.Tensor:
         b, a = self.coeffs(native)
-        return VF.biquad_response(b, a, n_fft).prod(1)
+        return VF.cascade_response(b, a, n_fft)
 
 
 class FDNReverb(Effect):
@@ -175,8 +175,12 @@ class FDNReverb(Effect):
         super().__init__(sample_rate)
         self.eq = ReverbEQ(sample_rate)
 
-    def ir(self, native: torch.Tensor) -> torch.Tensor:
-        """Response ``(batch, 2 out, 2 in, L)`` including the post-EQ."""
+    def ir(self, native: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        """Response ``(batch, 2 out, 2 in, L)`` including the post-EQ, truncated to ``length``.
+
+        As in DiffVox, the post-EQ filters the (12 s, frequency-sampled) response in time; since
+        it is causal, only the first ``length`` samples need filtering.
+        """
         v = native[:, self.slice]
         n = len(FDN_DELAYS)
         b = v[:, : 2 * n].reshape(-1, n, 2)
@@ -184,7 +188,13 @@ class FDNReverb(Effect):
         decay = v[:, 4 * n : 4 * n + 49]
         mixing = v[:, 4 * n + 49 :]
         L = int(self.sample_rate * self.ir_seconds)
-        return VF.fdn_ir(b=b, c=c, decay=decay, mixing=mixing, ir_length=L, eq_response=self.eq.response(native, L), delays=FDN_DELAYS)
+        h = VF.fdn_ir(b=b, c=c, decay=decay, mixing=mixing, ir_length=L, delays=FDN_DELAYS)
+        if length is not None:
+            h = h[..., :length]
+        Bn, O, I, n = h.shape
+        eb, ea = self.eq.coeffs(native.double())
+        h = VF.sosfilt(h.reshape(Bn, O * I, n), eb, ea)
+        return h.reshape(Bn, O, I, n)
 
     def forward(self, x, native):
         return VF.fft_convolve(x, self.ir(native))
