@@ -91,9 +91,12 @@ def test_default_prior_equals_fresh_fit(internal):
 
 
 def test_default_prior_is_package_data():
-    """The default loads from inside the installed package; nothing from ../shared."""
-    path = Path(vocalfx.__file__).parent / "data" / "priors" / "diffvox-internal.npz"
-    assert path.is_file()
+    """The default loads from the shipped data (priors/, carried in the wheel as
+    vocalfx._shipped.priors); nothing from ../shared. .ci/run checks the installed wheel too."""
+    from vocalfx._data import data_path
+
+    path = data_path("priors", "diffvox-internal.npz")
+    assert path.is_file() and "shared" not in path.parts
     default = GaussianPrior.default()
     loaded = GaussianPrior.load(path)
     assert torch.equal(default.cov, loaded.cov) and torch.equal(default.mean, loaded.mean)

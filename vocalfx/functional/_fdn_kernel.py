@@ -1,10 +1,10 @@
 """Numba kernels for the FDN's per-bin 6x6 complex solve (forward and adjoint).
 
 Bins are processed in blocks whose working set (one 6x6 matrix and two right-hand sides per
-bin) stays in L1 cache, with the innermost loops running over the bins of a block so that the
-compiler vectorises them; blocks run in parallel. Real and imaginary parts are kept in separate
-arrays. Elimination is done without pivoting; see :mod:`vocalfx.functional.reverb` for why that
-is stable for this matrix.
+bin) stays in cache, and every innermost loop runs over the bins of a block (unit stride) so
+that the compiler vectorises it; blocks run in parallel. Real and imaginary parts are kept in
+separate arrays. Elimination is done without pivoting; see :mod:`vocalfx.functional.reverb` for
+why that is stable for this matrix.
 """
 
 from __future__ import annotations
@@ -12,42 +12,74 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-BLOCK = 256
+BLOCK = 1024
+_OPTS = dict(cache=True, fastmath=True, error_model="numpy", nogil=True)
 
 
-@njit(cache=True, inline="always", fastmath=True, error_model="numpy")
-def _factor_block(U, g, zr, zi, bi, f0, m, Ar, Ai):
+@njit(inline="always", **_OPTS)
+def _csub(ar, ai, lr, li, br, bi, m):
+    """a -= l * b (complex, elementwise over the first m entries)."""
+    for t in range(m):
+        ar[t] -= lr[t] * br[t] - li[t] * bi[t]
+        ai[t] -= lr[t] * bi[t] + li[t] * br[t]
+
+
+@njit(inline="always", **_OPTS)
+def _csub_conj(ar, ai, lr, li, br, bi, m):
+    """a -= conj(l) * b."""
+    for t in range(m):
+        ar[t] -= lr[t] * br[t] + li[t] * bi[t]
+        ai[t] -= lr[t] * bi[t] - li[t] * br[t]
+
+
+@njit(inline="always", **_OPTS)
+def _cinv(ar, ai, pr, pi, m):
+    """p = 1 / a."""
+    for t in range(m):
+        d = ar[t] * ar[t] + ai[t] * ai[t]
+        pr[t] = ar[t] / d
+        pi[t] = -ai[t] / d
+
+
+@njit(inline="always", **_OPTS)
+def _cmul_inplace(ar, ai, pr, pi, m):
+    """a *= p."""
+    for t in range(m):
+        xr = ar[t]
+        xi = ai[t]
+        ar[t] = xr * pr[t] - xi * pi[t]
+        ai[t] = xr * pi[t] + xi * pr[t]
+
+
+@njit(inline="always", **_OPTS)
+def _factor_block(U, g, zr, zi, bi, f0, m, Ar, Ai, pr, pi):
+    """Build M = diag(z) - U diag(g) for bins f0..f0+m and factor it in place (LU, no pivoting)."""
     n = U.shape[1]
     for i in range(n):
         for j in range(n):
-            u = U[bi, i, j]
+            u = -U[bi, i, j]
+            ar = Ar[i, j]
+            ai = Ai[i, j]
+            gj = g[bi, j]
             for t in range(m):
-                Ar[i, j, t] = -u * g[bi, j, f0 + t]
-                Ai[i, j, t] = 0.0
+                ar[t] = u * gj[f0 + t]
+                ai[t] = 0.0
+        ar = Ar[i, i]
+        ai = Ai[i, i]
+        zri = zr[i]
+        zii = zi[i]
         for t in range(m):
-            Ar[i, i, t] += zr[i, f0 + t]
-            Ai[i, i, t] += zi[i, f0 + t]
-    # LU without pivoting; L (unit) stored below the diagonal
+            ar[t] += zri[f0 + t]
+            ai[t] += zii[f0 + t]
     for k in range(n - 1):
-        for t in range(m):
-            d = Ar[k, k, t] * Ar[k, k, t] + Ai[k, k, t] * Ai[k, k, t]
-            pr = Ar[k, k, t] / d
-            pi = -Ai[k, k, t] / d
-            for i in range(k + 1, n):
-                ar = Ar[i, k, t]
-                ai = Ai[i, k, t]
-                Ar[i, k, t] = ar * pr - ai * pi
-                Ai[i, k, t] = ar * pi + ai * pr
+        _cinv(Ar[k, k], Ai[k, k], pr, pi, m)
         for i in range(k + 1, n):
+            _cmul_inplace(Ar[i, k], Ai[i, k], pr, pi, m)
             for j in range(k + 1, n):
-                for t in range(m):
-                    lr = Ar[i, k, t]
-                    li = Ai[i, k, t]
-                    Ar[i, j, t] -= lr * Ar[k, j, t] - li * Ai[k, j, t]
-                    Ai[i, j, t] -= lr * Ai[k, j, t] + li * Ar[k, j, t]
+                _csub(Ar[i, j], Ai[i, j], Ar[i, k], Ai[i, k], Ar[k, j], Ai[k, j], m)
 
 
-@njit(parallel=True, cache=True, fastmath=True, error_model="numpy", nogil=True)
+@njit(parallel=True, **_OPTS)
 def fdn_solve_forward(U, g, b, c, zr, zi, Hr, Hi, Xr, Xi):
     """H = c (Z - U diag(g))^{-1} b for every batch item and bin; also stores X = (...)^{-1} b."""
     B, n, F = g.shape
@@ -62,57 +94,52 @@ def fdn_solve_forward(U, g, b, c, zr, zi, Hr, Hi, Xr, Xi):
         Ai = np.empty((n, n, BLOCK), dtype=g.dtype)
         Rr = np.empty((n, nq, BLOCK), dtype=g.dtype)
         Ri = np.empty((n, nq, BLOCK), dtype=g.dtype)
-        _factor_block(U, g, zr, zi, bi, f0, m, Ar, Ai)
+        pr = np.empty(BLOCK, dtype=g.dtype)
+        pi = np.empty(BLOCK, dtype=g.dtype)
+        _factor_block(U, g, zr, zi, bi, f0, m, Ar, Ai, pr, pi)
         for i in range(n):
             for q in range(nq):
+                v = b[bi, i, q]
                 for t in range(m):
-                    Rr[i, q, t] = b[bi, i, q]
+                    Rr[i, q, t] = v
                     Ri[i, q, t] = 0.0
-        # forward substitution with unit L
-        for i in range(1, n):
+        for i in range(1, n):  # forward substitution, unit L
             for k in range(i):
                 for q in range(nq):
-                    for t in range(m):
-                        lr = Ar[i, k, t]
-                        li = Ai[i, k, t]
-                        Rr[i, q, t] -= lr * Rr[k, q, t] - li * Ri[k, q, t]
-                        Ri[i, q, t] -= lr * Ri[k, q, t] + li * Rr[k, q, t]
-        # back substitution with U
-        for i in range(n - 1, -1, -1):
+                    _csub(Rr[i, q], Ri[i, q], Ar[i, k], Ai[i, k], Rr[k, q], Ri[k, q], m)
+        for i in range(n - 1, -1, -1):  # back substitution, U
             for j in range(i + 1, n):
                 for q in range(nq):
-                    for t in range(m):
-                        ur = Ar[i, j, t]
-                        ui = Ai[i, j, t]
-                        Rr[i, q, t] -= ur * Rr[j, q, t] - ui * Ri[j, q, t]
-                        Ri[i, q, t] -= ur * Ri[j, q, t] + ui * Rr[j, q, t]
-            for t in range(m):
-                d = Ar[i, i, t] * Ar[i, i, t] + Ai[i, i, t] * Ai[i, i, t]
-                pr = Ar[i, i, t] / d
-                pi = -Ai[i, i, t] / d
-                for q in range(nq):
-                    xr = Rr[i, q, t]
-                    xi = Ri[i, q, t]
-                    Rr[i, q, t] = xr * pr - xi * pi
-                    Ri[i, q, t] = xr * pi + xi * pr
+                    _csub(Rr[i, q], Ri[i, q], Ar[i, j], Ai[i, j], Rr[j, q], Ri[j, q], m)
+            _cinv(Ar[i, i], Ai[i, i], pr, pi, m)
+            for q in range(nq):
+                _cmul_inplace(Rr[i, q], Ri[i, q], pr, pi, m)
         for i in range(n):
             for q in range(nq):
+                xr = Xr[bi, i, q]
+                xi = Xi[bi, i, q]
+                rr = Rr[i, q]
+                ri = Ri[i, q]
                 for t in range(m):
-                    Xr[bi, i, q, f0 + t] = Rr[i, q, t]
-                    Xi[bi, i, q, f0 + t] = Ri[i, q, t]
+                    xr[f0 + t] = rr[t]
+                    xi[f0 + t] = ri[t]
         for o in range(no):
             for q in range(nq):
+                hr = Hr[bi, o, q]
+                hi = Hi[bi, o, q]
                 for t in range(m):
-                    sr = 0.0
-                    si = 0.0
-                    for i in range(n):
-                        sr += c[bi, o, i] * Rr[i, q, t]
-                        si += c[bi, o, i] * Ri[i, q, t]
-                    Hr[bi, o, q, f0 + t] = sr
-                    Hi[bi, o, q, f0 + t] = si
+                    hr[f0 + t] = 0.0
+                    hi[f0 + t] = 0.0
+                for i in range(n):
+                    cv = c[bi, o, i]
+                    rr = Rr[i, q]
+                    ri = Ri[i, q]
+                    for t in range(m):
+                        hr[f0 + t] += cv * rr[t]
+                        hi[f0 + t] += cv * ri[t]
 
 
-@njit(parallel=True, cache=True, fastmath=True, error_model="numpy", nogil=True)
+@njit(parallel=True, **_OPTS)
 def fdn_solve_backward(U, g, c, zr, zi, Xr, Xi, GHr, GHi, grad_g, part_U, part_b, part_c):
     """Adjoint of :func:`fdn_solve_forward`.
 
@@ -132,72 +159,77 @@ def fdn_solve_backward(U, g, c, zr, zi, Xr, Xi, GHr, GHi, grad_g, part_U, part_b
         Ai = np.empty((n, n, BLOCK), dtype=g.dtype)
         Yr = np.empty((n, nq, BLOCK), dtype=g.dtype)
         Yi = np.empty((n, nq, BLOCK), dtype=g.dtype)
-        _factor_block(U, g, zr, zi, bi, f0, m, Ar, Ai)
-        # grad_c partial sums and grad_X = c^T G_H
-        for o in range(no):
+        pr = np.empty(BLOCK, dtype=g.dtype)
+        pi = np.empty(BLOCK, dtype=g.dtype)
+        pacc = np.empty(BLOCK, dtype=g.dtype)
+        _factor_block(U, g, zr, zi, bi, f0, m, Ar, Ai, pr, pi)
+        for o in range(no):  # grad_c partial sums
             for i in range(n):
                 s = 0.0
                 for q in range(nq):
+                    ghr = GHr[bi, o, q]
+                    ghi = GHi[bi, o, q]
+                    xr = Xr[bi, i, q]
+                    xi = Xi[bi, i, q]
                     for t in range(m):
-                        s += GHr[bi, o, q, f0 + t] * Xr[bi, i, q, f0 + t] + GHi[bi, o, q, f0 + t] * Xi[bi, i, q, f0 + t]
+                        s += ghr[f0 + t] * xr[f0 + t] + ghi[f0 + t] * xi[f0 + t]
                 part_c[job, o, i] = s
-        for i in range(n):
+        for i in range(n):  # Y = c^T G_H
             for q in range(nq):
+                yr = Yr[i, q]
+                yi = Yi[i, q]
                 for t in range(m):
-                    sr = 0.0
-                    si = 0.0
-                    for o in range(no):
-                        sr += c[bi, o, i] * GHr[bi, o, q, f0 + t]
-                        si += c[bi, o, i] * GHi[bi, o, q, f0 + t]
-                    Yr[i, q, t] = sr
-                    Yi[i, q, t] = si
-        # solve U^H W = R (lower triangular, conj(U) transposed)
+                    yr[t] = 0.0
+                    yi[t] = 0.0
+                for o in range(no):
+                    cv = c[bi, o, i]
+                    ghr = GHr[bi, o, q]
+                    ghi = GHi[bi, o, q]
+                    for t in range(m):
+                        yr[t] += cv * ghr[f0 + t]
+                        yi[t] += cv * ghi[f0 + t]
+        # U^H W = R: lower triangular with conj(U[k, i]) below the diagonal
         for i in range(n):
             for k in range(i):
                 for q in range(nq):
-                    for t in range(m):
-                        # conj(A[k, i]) * Y[k]
-                        ar = Ar[k, i, t]
-                        ai = -Ai[k, i, t]
-                        Yr[i, q, t] -= ar * Yr[k, q, t] - ai * Yi[k, q, t]
-                        Yi[i, q, t] -= ar * Yi[k, q, t] + ai * Yr[k, q, t]
+                    _csub_conj(Yr[i, q], Yi[i, q], Ar[k, i], Ai[k, i], Yr[k, q], Yi[k, q], m)
+            _cinv(Ar[i, i], Ai[i, i], pr, pi, m)
             for t in range(m):
-                ar = Ar[i, i, t]
-                ai = -Ai[i, i, t]
-                d = ar * ar + ai * ai
-                pr = ar / d
-                pi = -ai / d
-                for q in range(nq):
-                    yr = Yr[i, q, t]
-                    yi = Yi[i, q, t]
-                    Yr[i, q, t] = yr * pr - yi * pi
-                    Yi[i, q, t] = yr * pi + yi * pr
-        # solve L^H Y = W (unit upper)
+                pi[t] = -pi[t]  # 1 / conj(a) = conj(1 / a)
+            for q in range(nq):
+                _cmul_inplace(Yr[i, q], Yi[i, q], pr, pi, m)
+        # L^H Y = W: unit upper with conj(L[k, i]) above the diagonal
         for i in range(n - 2, -1, -1):
             for k in range(i + 1, n):
                 for q in range(nq):
-                    for t in range(m):
-                        lr = Ar[k, i, t]
-                        li = -Ai[k, i, t]
-                        Yr[i, q, t] -= lr * Yr[k, q, t] - li * Yi[k, q, t]
-                        Yi[i, q, t] -= lr * Yi[k, q, t] + li * Yr[k, q, t]
+                    _csub_conj(Yr[i, q], Yi[i, q], Ar[k, i], Ai[k, i], Yr[k, q], Yi[k, q], m)
         for i in range(n):
             for q in range(nq):
                 s = 0.0
+                yr = Yr[i, q]
                 for t in range(m):
-                    s += Yr[i, q, t]
+                    s += yr[t]
                 part_b[job, i, q] = s
         for j in range(n):
+            gg = grad_g[bi, j]
             for t in range(m):
-                grad_g[bi, j, f0 + t] = 0.0
+                gg[f0 + t] = 0.0
         for i in range(n):
             for j in range(n):
-                su = 0.0
-                u = U[bi, i, j]
                 for t in range(m):
-                    p = 0.0
-                    for q in range(nq):
-                        p += Yr[i, q, t] * Xr[bi, j, q, f0 + t] + Yi[i, q, t] * Xi[bi, j, q, f0 + t]
-                    su += p * g[bi, j, f0 + t]
-                    grad_g[bi, j, f0 + t] += u * p
+                    pacc[t] = 0.0
+                for q in range(nq):
+                    yr = Yr[i, q]
+                    yi = Yi[i, q]
+                    xr = Xr[bi, j, q]
+                    xi = Xi[bi, j, q]
+                    for t in range(m):
+                        pacc[t] += yr[t] * xr[f0 + t] + yi[t] * xi[f0 + t]
+                u = U[bi, i, j]
+                gj = g[bi, j]
+                gg = grad_g[bi, j]
+                su = 0.0
+                for t in range(m):
+                    su += pacc[t] * gj[f0 + t]
+                    gg[f0 + t] += u * pacc[t]
                 part_U[job, i, j] = su

@@ -47,13 +47,12 @@ def sos_backward(x, ys, b, a, g, gx, gb, ga):
 
     For one section ``y[n] = b0 x[n] + b1 x[n-1] + b2 x[n-2] - a1 y[n-1] - a2 y[n-2]`` and output
     gradient ``g``: ``mu[n] = g[n] - a1 mu[n+1] - a2 mu[n+2]`` (anti-causal), ``dx[n] = b0 mu[n] +
-    b1 mu[n+1] + b2 mu[n+2]``, ``db_k = sum_n mu[n] x[n-k]``, ``da_k = -sum_n mu[n] y[n-k]``;
-    then ``dx`` is the output gradient of the previous section.
+    b1 mu[n+1] + b2 mu[n+2]``, ``db_k = sum_n mu[n+k] x[n]``, ``da_k = -sum_n mu[n+k] y[n]``; all
+    in one reverse sweep per section, whose ``dx`` is the previous section's output gradient.
     """
     R, K, T = ys.shape
     for r in prange(R):
         cur = np.empty(T, dtype=np.float64)
-        mu = np.empty(T, dtype=np.float64)
         for n in range(T):
             cur[n] = g[r, n]
         for k in range(K - 1, -1, -1):
@@ -62,41 +61,32 @@ def sos_backward(x, ys, b, a, g, gx, gb, ga):
             b2 = np.float64(b[r, k, 2])
             a1 = np.float64(a[r, k, 1])
             a2 = np.float64(a[r, k, 2])
-            m1 = 0.0
-            m2 = 0.0
-            for n in range(T - 1, -1, -1):
-                m = cur[n] - a1 * m1 - a2 * m2
-                mu[n] = m
-                m2 = m1
-                m1 = m
-            # section input: x for k == 0, else the previous section's output
+            xin = x[r] if k == 0 else ys[r, k - 1]
+            yk = ys[r, k]
+            m1 = 0.0  # mu[n + 1]
+            m2 = 0.0  # mu[n + 2]
             db0 = 0.0
             db1 = 0.0
             db2 = 0.0
             da1 = 0.0
             da2 = 0.0
-            for n in range(T):
-                xin = np.float64(x[r, n]) if k == 0 else np.float64(ys[r, k - 1, n])
-                m = mu[n]
-                db0 += m * xin
-                if n + 1 < T:
-                    db1 += mu[n + 1] * xin
-                    da1 -= mu[n + 1] * ys[r, k, n]
-                if n + 2 < T:
-                    db2 += mu[n + 2] * xin
-                    da2 -= mu[n + 2] * ys[r, k, n]
+            for n in range(T - 1, -1, -1):
+                m0 = cur[n] - a1 * m1 - a2 * m2
+                xv = np.float64(xin[n])
+                yv = np.float64(yk[n])
+                db0 += m0 * xv
+                db1 += m1 * xv
+                db2 += m2 * xv
+                da1 -= m1 * yv
+                da2 -= m2 * yv
+                cur[n] = b0 * m0 + b1 * m1 + b2 * m2
+                m2 = m1
+                m1 = m0
             gb[r, k, 0] = db0
             gb[r, k, 1] = db1
             gb[r, k, 2] = db2
             ga[r, k, 0] = 0.0
             ga[r, k, 1] = da1
             ga[r, k, 2] = da2
-            for n in range(T):
-                v = b0 * mu[n]
-                if n + 1 < T:
-                    v += b1 * mu[n + 1]
-                if n + 2 < T:
-                    v += b2 * mu[n + 2]
-                cur[n] = v
         for n in range(T):
             gx[r, n] = cur[n]

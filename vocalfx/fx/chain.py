@@ -14,7 +14,6 @@ all sections, :func:`vocalfx.functional.sosfilt`).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import functional as VF
@@ -97,11 +96,8 @@ class VocalChain(nn.Module):
         T = u.shape[-1]
         hd, hf = responses if responses is not None else self._responses(native, T, torch.is_grad_enabled())
         n = next_fast_len(T + max(hd.shape[-1], hf.shape[-1]) - 1)
-        L = max(hd.shape[-1], hf.shape[-1])
-        pad = lambda h: F.pad(h, (0, L - h.shape[-1]))
-        # one batched FFT for all responses of a preset (keeps both threads busy)
-        spec = rfft(torch.cat([pad(hd), pad(hf.reshape(hf.shape[0], 4, -1))], 1), n)
-        D, Fr = spec[:, :2], spec[:, 2:].reshape(-1, 2, 2, spec.shape[-1])
+        D = rfft(hd, n)  # (P, 2, bins)
+        Fr = rfft(hf, n)  # (P, 2, 2, bins)
         U = rfft(u, n)  # (B, 1, bins)
         send = self.send(native)[:, None, None]
         fdn_in = 1 + send * D  # (B, 2 in, bins)

@@ -1,0 +1,558 @@
+"""Fit the vocal chain to a dry/wet pair: the procedure that built DiffVox's preset collections.
+
+Given a dry vocal and the same vocal after someone's effects (the "wet" stem),
+:func:`fit_pair` finds the 130 raw values of the chain whose render of the dry best matches the
+wet. The steps follow DiffVox's ``main.py`` and ``presets/fx_config.yaml`` (Yu et al., 2025):
+
+1. **Align** (:func:`find_lag`): the lag of the wet behind the dry is the peak of their
+   cross-correlation (computed with FFTs, in float64, on the dry and the mean of the wet's
+   channels); both signals are trimmed to the samples they share after shifting.
+   DiffVox rolls the dry circularly instead; trimming drops the samples that would wrap around.
+2. **Loudness-normalise** the dry and the wet, each on its own, to -18 LUFS
+   (:func:`vocalfx.io.loudness_normalize`). The fitted preset therefore expects a dry input at
+   -18 LUFS and renders at about -18 LUFS.
+3. **Chunk** both into windows of ``chunk_seconds`` (12 s) that advance by
+   ``chunk_seconds - warmup_seconds`` (7 s). The first ``warmup_seconds`` (5 s) of every window
+   are rendered but not scored, so that reverb and delay tails from before a window are present
+   in its scored part, as in the wet. Unlike DiffVox (which drops the first 5 s of the file and
+   the remainder that does not fill a window) the start is padded with ``warmup_seconds`` of
+   silence (exact: the chain renders silence as silence) and one last window ends at the final
+   sample, so every sample is scored. A pair no longer than one window is one unpadded chunk.
+   Windows whose scored part of the wet peaks below -60 dBFS are dropped (DiffVox's rule).
+4. **Optimise** the raw vector with Adam on DiffVox's loss (:func:`pair_loss`)::
+
+       1.0 MSS(L/R) + 0.5 MSS(mid/side) + 0.5 MLDR(L/R) + 0.25 MLDR(mid/side)
+
+   keeping the parameters of the lowest loss seen. Each step scores a random subset of
+   ``batch_size`` chunks (all of them when there are no more), seeded by ``seed``.
+
+Two additions to DiffVox, both needed because a CPU budget allows hundreds of steps where
+DiffVox ran 2000 on a GPU:
+
+* **Gain match** (``match_gain=True``): before the first step the compressor's make-up gain is
+  moved by the level difference (RMS over the scored samples) between the initial render and
+  the wet. Everything after the make-up gain is linear, so this scales the render exactly; Adam
+  at a small learning rate would otherwise spend most of the budget walking a dB parameter.
+* **Learning rate**: the default is 0.05, five times DiffVox's 0.01, measured to reach a lower
+  loss within the default budget (``docs/fit-pair.md``).
+
+Numerical guard: a step whose loss or gradient is not finite is not applied; the parameters are
+restored to the last ones that gave a finite loss and gradient, the learning rate is halved, and
+the event is recorded in :attr:`FitReport.recoveries`. After ``max_recoveries`` consecutive
+failures (or if the initial parameters already fail) :class:`FitError` is raised. Parameters with
+NaN are never returned.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from . import params as P
+from .preset import Preset
+
+__all__ = [
+    "fit_pair",
+    "FitResult",
+    "FitReport",
+    "FitError",
+    "find_lag",
+    "align_pair",
+    "chunk_pair",
+    "pair_loss",
+    "LOSS_WEIGHTS",
+    "TARGET_LUFS",
+]
+
+#: DiffVox's training loss (``presets/fx_config.yaml``): term name -> weight.
+LOSS_WEIGHTS: Dict[str, float] = {"mss_lr": 1.0, "mss_ms": 0.5, "mldr_lr": 0.5, "mldr_ms": 0.25}
+#: Loudness both signals are normalised to before fitting (LUFS), as in DiffVox.
+TARGET_LUFS = -18.0
+#: Chunks whose scored part of the wet peaks below this level (dBFS) are not used (DiffVox).
+SILENT_CHUNK_DBFS = -60.0
+
+_MAKEUP_INDEX = P.INDEX["comp.makeup_db"]
+
+
+class FitError(RuntimeError):
+    """The optimisation could not produce finite parameters (the message says at which step)."""
+
+
+@dataclass
+class FitReport:
+    """What :func:`fit_pair` did, in numbers.
+
+    Attributes:
+        loss: total loss of the returned preset, evaluated on all chunks.
+        terms: the unweighted terms of ``loss`` (keys of :data:`LOSS_WEIGHTS`).
+        initial_loss: total loss of the initial parameters (after the gain match) on all chunks.
+        initial_terms: its unweighted terms.
+        lag_samples: samples by which the wet lags the dry (negative: the wet leads); the wet was
+            shifted earlier by this much before fitting.
+        dry_gain_db, wet_gain_db: gains (dB) that brought the dry and the wet to -18 LUFS.
+        makeup_shift_db: change of ``comp.makeup_db`` made by the gain match (0 if disabled).
+        seconds_fitted: duration of the aligned pair (s).
+        n_chunks: chunks used (after dropping silent ones); ``n_chunks_dropped``: dropped.
+        chunk_seconds, warmup_seconds: chunk layout (s); ``batch_size``: chunks per step.
+        steps: optimiser steps attempted; ``best_step``: step whose parameters are returned
+            (0 = the initial parameters).
+        lr, final_lr: initial and final learning rate (they differ after recoveries).
+        recoveries: one ``{"step", "reason", "lr"}`` entry per non-finite step that was undone.
+        seconds: wall-clock time of the whole fit (s).
+    """
+
+    loss: float
+    terms: Dict[str, float]
+    initial_loss: float
+    initial_terms: Dict[str, float]
+    lag_samples: int
+    dry_gain_db: float
+    wet_gain_db: float
+    makeup_shift_db: float
+    seconds_fitted: float
+    n_chunks: int
+    n_chunks_dropped: int
+    chunk_seconds: float
+    warmup_seconds: float
+    batch_size: int
+    steps: int
+    best_step: int
+    lr: float
+    final_lr: float
+    recoveries: List[Dict[str, object]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> Dict[str, object]:
+        return asdict(self)
+
+    def summary(self, sample_rate: int = P.SAMPLE_RATE) -> str:
+        """A few human-readable lines (what ``vocalfx fit-pair`` prints)."""
+        terms = ", ".join(f"{k} {v:.4f}" for k, v in self.terms.items())
+        init = ", ".join(f"{k} {v:.4f}" for k, v in self.initial_terms.items())
+        lines = [
+            f"final loss {self.loss:.4f} ({terms})",
+            f"initial loss {self.initial_loss:.4f} ({init})",
+            f"alignment lag {self.lag_samples} samples ({1000.0 * self.lag_samples / sample_rate:+.2f} ms, wet behind dry); "
+            f"loudness gains: dry {self.dry_gain_db:+.2f} dB, wet {self.wet_gain_db:+.2f} dB to {TARGET_LUFS:g} LUFS",
+            f"{self.seconds_fitted:.1f} s fitted as {self.n_chunks} chunk(s) of {self.chunk_seconds:g} s "
+            f"(warm-up {self.warmup_seconds:g} s, {self.batch_size} per step"
+            + (f", {self.n_chunks_dropped} silent dropped" if self.n_chunks_dropped else "")
+            + f"); {self.steps} steps, best at step {self.best_step}; gain match {self.makeup_shift_db:+.2f} dB",
+            f"time {self.seconds:.1f} s",
+        ]
+        if self.recoveries:
+            lines.append(f"{len(self.recoveries)} non-finite step(s) undone; learning rate {self.lr:g} -> {self.final_lr:g}")
+        return "\n".join(lines)
+
+
+@dataclass
+class FitResult:
+    """Result of :func:`fit_pair`.
+
+    Attributes:
+        preset: the fitted preset (lowest loss seen); ``preset.extra["fit"]`` holds the report.
+        history: per attempted step, ``{"step", "loss", <terms>}`` on that step's chunks
+            (``loss`` is NaN for a step that was undone).
+        report: a :class:`FitReport`.
+    """
+
+    preset: Preset
+    history: List[Dict[str, float]]
+    report: FitReport
+
+
+# ----------------------------------------------------------------------------------------------
+# Alignment and chunking
+
+
+def _check_ct(x: torch.Tensor, name: str, channels: int) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() != 2:
+        shape = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
+        raise ValueError(f"{name}: expected (channels, time), got shape {shape}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name}: expected floating-point audio, got dtype {x.dtype}")
+    if x.shape[0] != channels:
+        what = "mono (1 channel)" if channels == 1 else "stereo (2 channels)"
+        raise ValueError(f"{name}: expected {what} audio, got {x.shape[0]} channels (shape {tuple(x.shape)})")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name}: contains NaN or Inf samples")
+
+
+def find_lag(dry: torch.Tensor, wet: torch.Tensor, *, max_lag: Optional[int] = None) -> int:
+    """Samples by which ``wet`` lags ``dry``: the peak of their cross-correlation.
+
+    ``c[k] = sum_n d[n] w[n + k]`` for every ``k`` in ``-(len(d) - 1) .. len(w) - 1``, computed
+    with one zero-padded FFT in float64; ``d`` is the mean of the dry's channels and ``w`` the
+    mean of the wet's. The lag is the ``k`` of the largest ``c[k]`` (not ``|c|``: a polarity flip
+    is not treated as a match), as DiffVox's ``find_time_offset``.
+
+    Args:
+        dry: ``(channels, time)`` audio.
+        wet: ``(channels, time)`` audio at the same sample rate.
+        max_lag: only consider ``|k| <= max_lag`` samples (default: every lag).
+
+    Returns:
+        The lag in samples; positive when the wet is later than the dry.
+
+    Example:
+        >>> d = torch.randn(1, 1000)
+        >>> find_lag(d, torch.nn.functional.pad(d, (30, 0)).repeat(2, 1))
+        30
+    """
+    for name, x in (("dry", dry), ("wet", wet)):
+        if not isinstance(x, torch.Tensor) or x.dim() != 2:
+            raise ValueError(f"{name}: expected (channels, time), got shape {tuple(getattr(x, 'shape', ()))}")
+    d = dry.detach().to(torch.float64).mean(0)
+    w = wet.detach().to(torch.float64).mean(0)
+    n, m = d.shape[-1], w.shape[-1]
+    size = n + m - 1
+    nfft = 1 << (size - 1).bit_length()
+    corr = torch.fft.irfft(torch.fft.rfft(d, nfft).conj() * torch.fft.rfft(w, nfft), nfft)
+    # corr[k] for k >= 0 is lag k; corr[nfft - k] is lag -k.
+    lags = torch.cat([torch.arange(0, m), torch.arange(-(n - 1), 0)])
+    vals = torch.cat([corr[:m], corr[nfft - (n - 1) :]]) if n > 1 else corr[:m]
+    if max_lag is not None:
+        keep = lags.abs() <= int(max_lag)
+        lags, vals = lags[keep], vals[keep]
+    return int(lags[int(torch.argmax(vals))])
+
+
+def align_pair(dry: torch.Tensor, wet: torch.Tensor, lag: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Shift ``wet`` earlier by ``lag`` samples and trim both to the samples they share.
+
+    Returns ``dry[:, a:a + L]`` and ``wet[:, a + lag:a + lag + L]`` with ``a = max(0, -lag)`` and
+    ``L`` the longest length both have; nothing is padded or wrapped around.
+    """
+    start_d = max(0, -lag)
+    start_w = start_d + lag
+    length = min(dry.shape[-1] - start_d, wet.shape[-1] - start_w)
+    if length <= 0:
+        raise ValueError(f"after aligning by {lag} samples the dry and wet share no samples")
+    return dry[:, start_d : start_d + length], wet[:, start_w : start_w + length]
+
+
+def chunk_pair(
+    dry: torch.Tensor, wet: torch.Tensor, chunk: int, warmup: int
+) -> Tuple[torch.Tensor, torch.Tensor, int]:
+    """Cut an aligned pair into overlapping chunks (the layout described in the module docstring).
+
+    Args:
+        dry: ``(1, time)``.
+        wet: ``(2, time)``, same length.
+        chunk: chunk length in samples.
+        warmup: samples at the start of each chunk that are rendered but not scored
+            (``0 <= warmup < chunk``).
+
+    Returns:
+        ``(x, y, start)``: dry chunks ``(N, 1, L)``, wet chunks ``(N, 2, L)`` and the index from
+        which each chunk is scored. A pair of at most ``chunk`` samples gives one chunk of its
+        own length with ``start = 0``.
+    """
+    if not 0 <= warmup < chunk:
+        raise ValueError(f"the warm-up ({warmup} samples) must be shorter than a chunk ({chunk} samples)")
+    T = dry.shape[-1]
+    if T <= chunk:
+        return dry.unsqueeze(0), wet.unsqueeze(0), 0
+    hop = chunk - warmup
+    d = torch.nn.functional.pad(dry, (warmup, 0))
+    w = torch.nn.functional.pad(wet, (warmup, 0))
+    total = T + warmup
+    starts = list(range(0, total - chunk + 1, hop))
+    if starts[-1] + chunk < total:
+        starts.append(total - chunk)
+    x = torch.stack([d[:, s : s + chunk] for s in starts])
+    y = torch.stack([w[:, s : s + chunk] for s in starts])
+    return x, y, warmup
+
+
+# ----------------------------------------------------------------------------------------------
+# Loss
+
+
+def pair_loss(
+    pred: torch.Tensor, target: torch.Tensor, sample_rate: float = P.SAMPLE_RATE
+) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+    """DiffVox's fitting loss: ``1.0 MSS(L/R) + 0.5 MSS(M/S) + 0.5 MLDR(L/R) + 0.25 MLDR(M/S)``.
+
+    MSS and MLDR are :func:`vocalfx.metrics.mss` and :func:`vocalfx.metrics.mldr` with their
+    defaults (DiffVox's settings: A-weighted FFT 128/512/2048; 50/100 ms against 1/2 s).
+
+    Args:
+        pred, target: stereo audio ``(batch, 2, time)``.
+        sample_rate: Hz.
+
+    Returns:
+        ``(total, terms)``: the weighted sum (scalar tensor, differentiable) and the unweighted
+        terms by name (:data:`LOSS_WEIGHTS`).
+    """
+    from .metrics import mldr, mss
+
+    terms = {
+        "mss_lr": mss(pred, target, sample_rate),
+        "mss_ms": mss(pred, target, sample_rate, mid_side=True),
+        "mldr_lr": mldr(pred, target, sample_rate),
+        "mldr_ms": mldr(pred, target, sample_rate, mid_side=True),
+    }
+    total = sum(LOSS_WEIGHTS[k] * v for k, v in terms.items())
+    return total, terms
+
+
+# ----------------------------------------------------------------------------------------------
+# Fitting
+
+
+def _init_vector(init) -> np.ndarray:
+    if init is None:
+        from .prior import GaussianPrior
+
+        return GaussianPrior.default().mean.numpy().copy()
+    if isinstance(init, Preset):
+        return init.raw.copy()
+    if isinstance(init, torch.Tensor):
+        init = init.detach().cpu().double().numpy()
+    v = np.asarray(init, dtype=np.float64).reshape(-1)
+    if v.shape != (P.NUM_PARAMS,):
+        raise ValueError(f"init: expected a Preset or {P.NUM_PARAMS} raw values, got shape {np.shape(init)}")
+    if not np.isfinite(v).all():
+        raise ValueError("init: contains NaN or Inf")
+    return v
+
+
+def _floats(terms: Dict[str, torch.Tensor]) -> Dict[str, float]:
+    return {k: float(v) for k, v in terms.items()}
+
+
+def fit_pair(
+    dry: torch.Tensor,
+    wet: torch.Tensor,
+    sample_rate: int = P.SAMPLE_RATE,
+    *,
+    steps: int = 200,
+    lr: float = 0.05,
+    chunk_seconds: float = 12.0,
+    warmup_seconds: float = 5.0,
+    batch_size: Optional[int] = None,
+    init: Union[Preset, np.ndarray, torch.Tensor, None] = None,
+    match_gain: bool = True,
+    max_lag_seconds: Optional[float] = None,
+    max_recoveries: int = 8,
+    seed: int = 0,
+    progress: bool = True,
+    name: str = "",
+) -> FitResult:
+    """Fit the vocal chain's 130 raw values so that its render of ``dry`` matches ``wet``.
+
+    The procedure (alignment, -18 LUFS normalisation, chunking, Adam on DiffVox's loss, the gain
+    match and the non-finite-step guard) is described in the :mod:`vocalfx.fit` docstring.
+
+    Args:
+        dry: dry vocal, mono ``(1, time)``, at ``sample_rate`` (e.g. from
+            ``vocalfx.io.load_audio(path)``).
+        wet: the processed vocal, stereo ``(2, time)``, same rate (any length; both are trimmed
+            to their aligned overlap).
+        sample_rate: Hz. Default 44100 (presets are defined at 44.1 kHz).
+        steps: Adam steps. Default 200 (about 4 minutes for a 30 s pair on two CPU cores,
+            ``docs/fit-pair.md``; DiffVox ran 2000 on a GPU).
+        lr: Adam learning rate on the raw values. Default 0.05 (DiffVox: 0.01, see the module
+            docstring).
+        chunk_seconds: chunk length (s). Default 12 (DiffVox).
+        warmup_seconds: rendered-but-unscored start of each chunk (s). Default 5 (DiffVox's
+            overlap).
+        batch_size: chunks scored per step, drawn at random (seeded) when there are more;
+            default ``None``: all of them (DiffVox: 35, which covers most songs).
+        init: starting parameters: a :class:`~vocalfx.preset.Preset` or a raw ``(130,)`` vector;
+            default ``None``: the mean of the shipped prior (``GaussianPrior.default()``).
+        match_gain: move ``comp.makeup_db`` to match the initial render's level to the wet's
+            before the first step. Default ``True``.
+        max_lag_seconds: only search alignment lags up to this (s); default ``None``: all lags.
+        max_recoveries: consecutive non-finite steps tolerated before :class:`FitError`. Default 8.
+        seed: seeds the chunk draws (only used when ``batch_size`` is smaller than the number of
+            chunks). Default 0.
+        progress: show a tqdm progress bar (on stderr) with the current and best loss.
+        name: name of the returned preset.
+
+    Returns:
+        A :class:`FitResult` ``(preset, history, report)``.
+
+    Raises:
+        ValueError: wrong shapes, non-finite or silent audio, a pair too short to score
+            (under 0.4 s, the loudness meter's block), or bad settings.
+        FitError: the initial parameters give a non-finite loss, or ``max_recoveries``
+            consecutive steps did.
+
+    Example:
+        >>> from vocalfx.io import load_audio
+        >>> dry = load_audio("dry.wav")                      # doctest: +SKIP
+        >>> wet = load_audio("wet.wav", mono=False)          # doctest: +SKIP
+        >>> res = fit_pair(dry, wet, steps=100)              # doctest: +SKIP
+        >>> res.preset.to_json("fitted.json"); print(res.report.summary())  # doctest: +SKIP
+    """
+    from tqdm.auto import tqdm
+
+    from .fx import VocalChain
+    from .io import loudness_normalize
+
+    t_start = time.perf_counter()
+    _check_ct(dry, "dry", 1)
+    _check_ct(wet, "wet", 2)
+    if int(steps) != steps or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if not (chunk_seconds > 0 and 0 <= warmup_seconds < chunk_seconds):
+        raise ValueError(
+            f"need chunk_seconds > 0 and 0 <= warmup_seconds < chunk_seconds, got {chunk_seconds} and {warmup_seconds}"
+        )
+    if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    raw0 = _init_vector(init)
+
+    # 1. alignment
+    max_lag = None if max_lag_seconds is None else int(round(max_lag_seconds * sample_rate))
+    lag = find_lag(dry, wet, max_lag=max_lag)
+    d, w = align_pair(dry, wet, lag)
+    # 2. loudness: each signal to -18 LUFS on its own
+    d, dry_gain_db = loudness_normalize(d.to(torch.float32), sample_rate, TARGET_LUFS)
+    w, wet_gain_db = loudness_normalize(w.to(torch.float32), sample_rate, TARGET_LUFS)
+    # 3. chunks
+    chunk = int(round(chunk_seconds * sample_rate))
+    warmup = int(round(warmup_seconds * sample_rate))
+    x, y, start = chunk_pair(d, w, chunk, warmup)
+    peak_db = 20 * torch.log10(y[..., start:].abs().amax(dim=(1, 2)).clamp_min(1e-30))
+    keep = peak_db > SILENT_CHUNK_DBFS
+    n_dropped = int((~keep).sum())
+    if not bool(keep.any()):
+        raise ValueError(f"the wet is silent (every chunk peaks below {SILENT_CHUNK_DBFS:g} dBFS after normalisation)")
+    x, y = x[keep].contiguous(), y[keep].contiguous()
+    n_chunks = x.shape[0]
+    bs = n_chunks if batch_size is None else min(int(batch_size), n_chunks)
+
+    chain = VocalChain(sample_rate)
+    chain.requires_grad_(False)
+
+    def evaluate(v: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
+        with torch.no_grad():
+            pred = torch.cat([chain(x[i : i + bs], params=v.unsqueeze(0))[..., start:] for i in range(0, n_chunks, bs)])
+            loss, terms = pair_loss(pred, y[..., start:], sample_rate)
+        return pred, loss, terms
+
+    # gain match (exact: the make-up gain scales everything after the compressor)
+    raw = torch.tensor(raw0, dtype=torch.float32)
+    pred, _, _ = evaluate(raw)
+    shift_db = 0.0
+    if match_gain:
+        p_pow = float(pred.double().square().mean())
+        t_pow = float(y[..., start:].double().square().mean())
+        if p_pow > 0 and math.isfinite(p_pow):
+            shift_db = 10.0 * math.log10(t_pow / p_pow)
+            raw[_MAKEUP_INDEX] += shift_db
+            pred = pred * (10.0 ** (shift_db / 20.0))
+    with torch.no_grad():
+        init_loss, init_terms = pair_loss(pred, y[..., start:], sample_rate)
+    del pred
+    if not torch.isfinite(init_loss):
+        raise FitError(f"the initial parameters give a non-finite loss ({float(init_loss)}); choose another init")
+
+    # 4. Adam
+    raw_init = raw.clone()
+    raw = raw.clone().requires_grad_(True)
+    opt = torch.optim.Adam([raw], lr=lr)
+    gen = torch.Generator().manual_seed(int(seed))
+    last_good = raw.detach().clone()
+    best_raw, best_loss, best_step = raw.detach().clone(), math.inf, 0
+    history: List[Dict[str, float]] = []
+    recoveries: List[Dict[str, object]] = []
+    failures = 0
+    cur_lr = float(lr)
+    with tqdm(total=int(steps), disable=not progress, desc="fit-pair", unit="step", leave=False) as bar:
+        for step in range(int(steps)):
+            idx = torch.randperm(n_chunks, generator=gen)[:bs] if bs < n_chunks else slice(None)
+            opt.zero_grad(set_to_none=True)
+            pred = chain(x[idx], params=raw.unsqueeze(0))[..., start:]
+            loss, terms = pair_loss(pred, y[idx][..., start:], sample_rate)
+            reason = None
+            if not torch.isfinite(loss):
+                reason = "non-finite loss"
+            else:
+                loss.backward()
+                if raw.grad is None or not torch.isfinite(raw.grad).all():
+                    reason = "non-finite gradient"
+            if reason is not None:
+                failures += 1
+                cur_lr /= 2.0
+                recoveries.append({"step": step, "reason": reason, "lr": cur_lr})
+                history.append({"step": step, "loss": math.nan, **{k: math.nan for k in LOSS_WEIGHTS}})
+                if failures > max_recoveries:
+                    raise FitError(
+                        f"step {step}: {reason} after {max_recoveries} consecutive recoveries "
+                        f"(learning rate halved to {cur_lr:g}); cannot continue"
+                    )
+                with torch.no_grad():
+                    raw.copy_(last_good)
+                for group in opt.param_groups:
+                    group["lr"] = cur_lr
+                bar.update(1)
+                continue
+            failures = 0
+            value = float(loss.detach())
+            last_good = raw.detach().clone()
+            if value < best_loss:
+                best_loss, best_raw, best_step = value, last_good, step
+            history.append({"step": step, "loss": value, **_floats(terms)})
+            opt.step()
+            bar.set_postfix(loss=f"{value:.4f}", best=f"{best_loss:.4f}", refresh=False)
+            bar.update(1)
+    # Report the returned parameters' loss on all chunks. With every chunk in each step that is
+    # the best step's own loss; with minibatches it is re-evaluated, and the initial parameters
+    # are returned if the minibatch-best parameters are worse on the whole pair.
+    final_loss, final_terms = init_loss, _floats(init_terms)
+    if best_step > 0:
+        if bs == n_chunks:
+            h = history[best_step]
+            final_loss, final_terms = h["loss"], {k: h[k] for k in LOSS_WEIGHTS}
+        else:
+            _, loss_all, terms_all = evaluate(best_raw)
+            if torch.isfinite(loss_all) and float(loss_all) <= float(init_loss):
+                final_loss, final_terms = loss_all, _floats(terms_all)
+            else:
+                best_raw, best_step = raw_init, 0
+    else:
+        best_raw = raw_init
+    vec = best_raw.double().numpy()
+    if not np.isfinite(vec).all():  # pragma: no cover - guarded above
+        raise FitError("the fitted parameters are not finite")
+    report = FitReport(
+        loss=float(final_loss),
+        terms=dict(final_terms),
+        initial_loss=float(init_loss),
+        initial_terms=_floats(init_terms),
+        lag_samples=lag,
+        dry_gain_db=dry_gain_db,
+        wet_gain_db=wet_gain_db,
+        makeup_shift_db=shift_db,
+        seconds_fitted=d.shape[-1] / sample_rate,
+        n_chunks=n_chunks,
+        n_chunks_dropped=n_dropped,
+        chunk_seconds=x.shape[-1] / sample_rate,
+        warmup_seconds=warmup / sample_rate if start else 0.0,
+        batch_size=bs,
+        steps=int(steps),
+        best_step=best_step,
+        lr=float(lr),
+        final_lr=cur_lr,
+        recoveries=recoveries,
+        seconds=time.perf_counter() - t_start,
+    )
+    preset = Preset(
+        vec,
+        name=name or "fit-pair",
+        source=f"vocalfx fit-pair: dry at {TARGET_LUFS:g} LUFS in, wet at {TARGET_LUFS:g} LUFS out",
+        extra={"fit": {"input_lufs": TARGET_LUFS, **{k: v for k, v in report.to_dict().items() if k != "recoveries"},
+                       "recoveries": len(recoveries)}},
+    )
+    return FitResult(preset=preset, history=history, report=report)
