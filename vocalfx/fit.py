@@ -67,12 +67,17 @@ __all__ = [
     "pair_loss",
     "LOSS_WEIGHTS",
     "TARGET_LUFS",
+    "DEFAULT_STEPS",
+    "DEFAULT_LR",
 ]
 
 #: DiffVox's training loss (``presets/fx_config.yaml``): term name -> weight.
 LOSS_WEIGHTS: Dict[str, float] = {"mss_lr": 1.0, "mss_ms": 0.5, "mldr_lr": 0.5, "mldr_ms": 0.25}
 #: Loudness both signals are normalised to before fitting (LUFS), as in DiffVox.
 TARGET_LUFS = -18.0
+#: Default number of Adam steps and initial learning rate of :func:`fit_pair`.
+DEFAULT_STEPS = 200
+DEFAULT_LR = 0.1
 #: Chunks whose scored part of the wet peaks below this level (dBFS) are not used (DiffVox).
 SILENT_CHUNK_DBFS = -60.0
 
@@ -323,8 +328,16 @@ def _init_vector(init) -> np.ndarray:
     return v
 
 
+def _cosine_lr(lr: float, final_ratio: float, step: int, steps: int) -> float:
+    """Cosine decay from ``lr`` at step 0 to ``lr * final_ratio`` at the last step."""
+    if steps <= 1:
+        return lr
+    c = 0.5 * (1.0 + math.cos(math.pi * step / (steps - 1)))
+    return lr * (final_ratio + (1.0 - final_ratio) * c)
+
+
 def _floats(terms: Dict[str, torch.Tensor]) -> Dict[str, float]:
-    return {k: float(v) for k, v in terms.items()}
+    return {k: float(v.detach()) for k, v in terms.items()}
 
 
 def fit_pair(
@@ -332,8 +345,9 @@ def fit_pair(
     wet: torch.Tensor,
     sample_rate: int = P.SAMPLE_RATE,
     *,
-    steps: int = 200,
-    lr: float = 0.05,
+    steps: int = DEFAULT_STEPS,
+    lr: float = DEFAULT_LR,
+    lr_final_ratio: float = 0.1,
     chunk_seconds: float = 12.0,
     warmup_seconds: float = 5.0,
     batch_size: Optional[int] = None,
@@ -468,9 +482,13 @@ def fit_pair(
     history: List[Dict[str, float]] = []
     recoveries: List[Dict[str, object]] = []
     failures = 0
+    scale = 1.0  # halved at each recovery
     cur_lr = float(lr)
     with tqdm(total=int(steps), disable=not progress, desc="fit-pair", unit="step", leave=False) as bar:
         for step in range(int(steps)):
+            cur_lr = scale * _cosine_lr(float(lr), lr_final_ratio, step, int(steps))
+            for group in opt.param_groups:
+                group["lr"] = cur_lr
             idx = torch.randperm(n_chunks, generator=gen)[:bs] if bs < n_chunks else slice(None)
             opt.zero_grad(set_to_none=True)
             pred = chain(x[idx], params=raw.unsqueeze(0))[..., start:]
@@ -484,6 +502,7 @@ def fit_pair(
                     reason = "non-finite gradient"
             if reason is not None:
                 failures += 1
+                scale /= 2.0
                 cur_lr /= 2.0
                 recoveries.append({"step": step, "reason": reason, "lr": cur_lr})
                 history.append({"step": step, "loss": math.nan, **{k: math.nan for k in LOSS_WEIGHTS}})
@@ -494,8 +513,6 @@ def fit_pair(
                     )
                 with torch.no_grad():
                     raw.copy_(last_good)
-                for group in opt.param_groups:
-                    group["lr"] = cur_lr
                 bar.update(1)
                 continue
             failures = 0
