@@ -16,8 +16,10 @@ wet. The steps follow DiffVox's ``main.py`` and ``presets/fx_config.yaml`` (Yu e
    are rendered but not scored, so that reverb and delay tails from before a window are present
    in its scored part, as in the wet. Unlike DiffVox (which drops the first 5 s of the file and
    the remainder that does not fill a window) the start is padded with ``warmup_seconds`` of
-   silence (exact: the chain renders silence as silence) and one last window ends at the final
-   sample, so every sample is scored. A pair no longer than one window is one unpadded chunk.
+   silence and one last window ends at the final sample, so every sample is scored. The padding
+   renders as silence; it lets the first window start as a plug-in that has been running on
+   silence (a cold start differs only in the compressor's state over the first ~0.1 s). A pair
+   no longer than one window is one chunk, unpadded.
    Windows whose scored part of the wet peaks below -60 dBFS are dropped (DiffVox's rule).
 4. **Optimise** the raw vector with Adam on DiffVox's loss (:func:`pair_loss`)::
 
@@ -422,6 +424,8 @@ def fit_pair(
         raise ValueError(
             f"need chunk_seconds > 0 and 0 <= warmup_seconds < chunk_seconds, got {chunk_seconds} and {warmup_seconds}"
         )
+    if not 0 < lr_final_ratio <= 1:
+        raise ValueError(f"lr_final_ratio must lie in (0, 1], got {lr_final_ratio!r}")
     if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
     raw0 = _init_vector(init)
@@ -449,15 +453,14 @@ def fit_pair(
     chain = VocalChain(sample_rate)
     chain.requires_grad_(False)
 
-    def evaluate(v: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
+    def render_all(v: torch.Tensor) -> torch.Tensor:
+        """Scored part of the render of every chunk, ``bs`` chunks at a time, without gradients."""
         with torch.no_grad():
-            pred = torch.cat([chain(x[i : i + bs], params=v.unsqueeze(0))[..., start:] for i in range(0, n_chunks, bs)])
-            loss, terms = pair_loss(pred, y[..., start:], sample_rate)
-        return pred, loss, terms
+            return torch.cat([chain(x[i : i + bs], params=v.unsqueeze(0))[..., start:] for i in range(0, n_chunks, bs)])
 
     # gain match (exact: the make-up gain scales everything after the compressor)
     raw = torch.tensor(raw0, dtype=torch.float32)
-    pred, _, _ = evaluate(raw)
+    pred = render_all(raw)
     shift_db = 0.0
     if match_gain:
         p_pow = float(pred.double().square().mean())
@@ -468,6 +471,12 @@ def fit_pair(
             pred = pred * (10.0 ** (shift_db / 20.0))
     with torch.no_grad():
         init_loss, init_terms = pair_loss(pred, y[..., start:], sample_rate)
+        # With minibatches a step's loss depends on which chunks it drew; steps are compared by
+        # their loss relative to the initial parameters' loss on the same chunks.
+        if bs < n_chunks:
+            chunk_init = torch.stack(
+                [pair_loss(pred[c : c + 1], y[c : c + 1, :, start:], sample_rate)[0] for c in range(n_chunks)]
+            )
     del pred
     if not torch.isfinite(init_loss):
         raise FitError(f"the initial parameters give a non-finite loss ({float(init_loss)}); choose another init")
@@ -517,12 +526,14 @@ def fit_pair(
                 continue
             failures = 0
             value = float(loss.detach())
+            score = value if bs == n_chunks else value / float(chunk_init[idx].mean())
             last_good = raw.detach().clone()
-            if value < best_loss:
-                best_loss, best_raw, best_step = value, last_good, step
+            if score < best_loss:
+                best_loss, best_raw, best_step = score, last_good, step
             history.append({"step": step, "loss": value, **_floats(terms)})
             opt.step()
-            bar.set_postfix(loss=f"{value:.4f}", best=f"{best_loss:.4f}", refresh=False)
+            best_label = "best" if bs == n_chunks else "best_vs_init"
+            bar.set_postfix({"loss": f"{value:.4f}", best_label: f"{best_loss:.4f}"}, refresh=False)
             bar.update(1)
     # Report the returned parameters' loss on all chunks. With every chunk in each step that is
     # the best step's own loss; with minibatches it is re-evaluated, and the initial parameters
@@ -533,7 +544,8 @@ def fit_pair(
             h = history[best_step]
             final_loss, final_terms = h["loss"], {k: h[k] for k in LOSS_WEIGHTS}
         else:
-            _, loss_all, terms_all = evaluate(best_raw)
+            with torch.no_grad():
+                loss_all, terms_all = pair_loss(render_all(best_raw), y[..., start:], sample_rate)
             if torch.isfinite(loss_all) and float(loss_all) <= float(init_loss):
                 final_loss, final_terms = loss_all, _floats(terms_all)
             else:
