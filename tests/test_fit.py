@@ -89,7 +89,18 @@ def test_find_lag_against_a_direct_correlation():
     dry, wet = torch.randn(1, 300, generator=g), torch.randn(2, 257, generator=g)
     d, w = dry[0].double().numpy(), wet.mean(0).double().numpy()
     full = np.correlate(w, d, mode="full")  # index j <-> lag j - (len(d) - 1)
-    assert find_lag(dry, wet) == int(np.argmax(full)) - (len(d) - 1)
+    assert find_lag(dry, wet, weighting="none") == int(np.argmax(full)) - (len(d) - 1)
+
+
+def test_phat_aligns_an_equalised_vocal_where_plain_correlation_fails(shared, clip):
+    """Regression: plain cross-correlation (DiffVox's) put an EQ'd render of 2 s of singing 27
+    samples off (the wrong pitch period), and the fit from the true preset then started at a loss
+    of 0.65 instead of ~0. GCC-PHAT finds lag 0."""
+    d18, _, target = known_pair(clip[:, : 2 * SR], medley_truth(shared))
+    assert find_lag(d18, target, weighting="none") != 0
+    assert find_lag(d18, target) == 0
+    late = torch.nn.functional.pad(target, (1234, 0))
+    assert find_lag(d18, late) == 1234
 
 
 def test_chunks_score_every_sample_with_warmup_context():
@@ -268,7 +279,6 @@ def test_an_already_matched_pair_stays_put(shared, clip):
     moves every raw value by ~lr and makes the loss worse, and the best-loss rule keeps step 0."""
     d18, truth, target = known_pair(clip[:, : 2 * SR], medley_truth(shared))
     res = fit_pair(d18, target, init=truth, steps=3, progress=False)
-    assert res.report.makeup_shift_db == pytest.approx(0.0, abs=0.01)
     assert res.report.initial_loss < 1e-3
     assert res.report.loss <= res.report.initial_loss
     assert float(pmse(torch.from_numpy(res.preset.raw), torch.from_numpy(truth.raw))) < 1e-6

@@ -124,6 +124,8 @@ def cmd_fit_pair(a: argparse.Namespace) -> int:
     _check_output_path(out, inputs)  # fail now, not after minutes of fitting
     if a.steps < 0:
         raise CLIError(f"--steps must be >= 0, got {a.steps}")
+    if a.batch_size < 0:
+        raise CLIError(f"--batch-size must be >= 0, got {a.batch_size}")
     init = resolve_preset(a.init) if a.init else None
     notes = []
     for path in (a.dry, a.wet):
@@ -141,7 +143,7 @@ def cmd_fit_pair(a: argparse.Namespace) -> int:
         print(f"note: {n}", file=sys.stderr)
     try:
         res = fit_pair(
-            dry, wet, SAMPLE_RATE, steps=a.steps, lr=a.lr, batch_size=a.batch_size, init=init,
+            dry, wet, SAMPLE_RATE, steps=a.steps, lr=a.lr, batch_size=a.batch_size or None, init=init,
             seed=a.seed, progress=not a.quiet, name=a.name or out.stem,
         )
     except FitError as e:
@@ -347,8 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fit the 130 chain parameters so that the chain's render of DRY matches WET: align the "
         "pair by cross-correlation, normalise both to -18 LUFS, cut 12 s chunks (5 s warm-up), and run Adam on "
         "1.0 MSS(L/R) + 0.5 MSS(M/S) + 0.5 MLDR(L/R) + 0.25 MLDR(M/S), keeping the lowest-loss parameters. "
-        "Starts from the shipped prior's mean. The preset expects a dry input at -18 LUFS. "
-        "Cost: about STEPS x 1 s per 30 s of audio on two CPU cores (see docs/fit-pair.md).",
+        "Starts from the shipped prior's mean; one randomly drawn chunk per step. The preset expects a dry "
+        "input at -18 LUFS. Cost on two idle CPU cores: about 1.6 s per step, so about 3 minutes for the "
+        "default steps on a 30 s pair (docs/fit-pair.md).",
     )
     f.add_argument("dry", help="dry vocal (averaged to mono, resampled to 44.1 kHz)")
     f.add_argument("wet", help="processed vocal, stereo (resampled to 44.1 kHz)")
@@ -356,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--steps", type=int, default=FIT_STEPS, help=f"Adam steps (default: {FIT_STEPS})")
     f.add_argument("--seed", type=int, default=0, help="seed for the chunk draws with --batch-size (default: 0)")
     f.add_argument("--lr", type=float, default=FIT_LR, help=f"initial Adam learning rate on the raw values, cosine-decayed to a tenth (default: {FIT_LR})")
-    f.add_argument("--batch-size", type=int, default=None, help="chunks scored per step, drawn at random (default: all)")
+    f.add_argument("--batch-size", type=int, default=1, help="chunks scored per step, drawn at random; 0 = all chunks every step (default: 1)")
     f.add_argument("--init", default=None, help="starting preset (file or shipped name; default: the shipped prior's mean)")
     f.add_argument("--name", default=None, help="name stored in the preset (default: the output file's stem)")
     f.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

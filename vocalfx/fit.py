@@ -5,9 +5,10 @@ Given a dry vocal and the same vocal after someone's effects (the "wet" stem),
 wet. The steps follow DiffVox's ``main.py`` and ``presets/fx_config.yaml`` (Yu et al., 2025):
 
 1. **Align** (:func:`find_lag`): the lag of the wet behind the dry is the peak of their
-   cross-correlation (computed with FFTs, in float64, on the dry and the mean of the wet's
-   channels); both signals are trimmed to the samples they share after shifting.
-   DiffVox rolls the dry circularly instead; trimming drops the samples that would wrap around.
+   cross-correlation (FFT-based, float64, the dry against the mean of the wet's channels), with
+   the PHAT weighting: DiffVox's plain cross-correlation locks onto the wrong pitch period once
+   the wet is equalised (measurements in :func:`find_lag`). Both signals are then trimmed to the
+   samples they share; DiffVox rolls the dry circularly instead.
 2. **Loudness-normalise** the dry and the wet, each on its own, to -18 LUFS
    (:func:`vocalfx.io.loudness_normalize`). The fitted preset therefore expects a dry input at
    -18 LUFS and renders at about -18 LUFS.
@@ -28,15 +29,17 @@ wet. The steps follow DiffVox's ``main.py`` and ``presets/fx_config.yaml`` (Yu e
    keeping the parameters of the lowest loss seen. Each step scores a random subset of
    ``batch_size`` chunks (all of them when there are no more), seeded by ``seed``.
 
-Two additions to DiffVox, both needed because a CPU budget allows hundreds of steps where
-DiffVox ran 2000 on a GPU:
+Departures from DiffVox's settings, measured in ``docs/fit-pair.md`` (DiffVox ran 2000 full-batch
+steps on a GPU; on two CPU cores a few minutes allow about a hundred steps):
 
-* **Gain match** (``match_gain=True``): before the first step the compressor's make-up gain is
-  moved by the level difference (RMS over the scored samples) between the initial render and
-  the wet. Everything after the make-up gain is linear, so this scales the render exactly; Adam
-  at a small learning rate would otherwise spend most of the budget walking a dB parameter.
-* **Learning rate**: the default is 0.05, five times DiffVox's 0.01, measured to reach a lower
-  loss within the default budget (``docs/fit-pair.md``).
+* **Learning rate** 0.1, cosine-decayed to a tenth of that by the last step (DiffVox: constant
+  0.01, which in a hundred steps moves a dB or Hz parameter by at most about one unit).
+* **One chunk per step** (``batch_size=1``, DiffVox: 35, i.e. all chunks of most songs): at equal
+  time, 100 one-chunk steps on a 30 s pair reached a loss of 0.80 where 20 all-chunk steps
+  reached 1.86. Steps that score different chunks are compared by their loss relative to the
+  initial parameters' loss on the same chunks, so "lowest loss" is not decided by which chunk a
+  step drew; the returned parameters are then scored on all chunks, and the initial ones are
+  returned instead if they score better.
 
 Numerical guard: a step whose loss or gradient is not finite is not applied; the parameters are
 restored to the last ones that gave a finite loss and gradient, the learning rate is halved, and
@@ -50,7 +53,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -78,12 +81,11 @@ LOSS_WEIGHTS: Dict[str, float] = {"mss_lr": 1.0, "mss_ms": 0.5, "mldr_lr": 0.5, 
 #: Loudness both signals are normalised to before fitting (LUFS), as in DiffVox.
 TARGET_LUFS = -18.0
 #: Default number of Adam steps and initial learning rate of :func:`fit_pair`.
-DEFAULT_STEPS = 200
+DEFAULT_STEPS = 100
 DEFAULT_LR = 0.1
 #: Chunks whose scored part of the wet peaks below this level (dBFS) are not used (DiffVox).
 SILENT_CHUNK_DBFS = -60.0
 
-_MAKEUP_INDEX = P.INDEX["comp.makeup_db"]
 
 
 class FitError(RuntimeError):
@@ -97,18 +99,18 @@ class FitReport:
     Attributes:
         loss: total loss of the returned preset, evaluated on all chunks.
         terms: the unweighted terms of ``loss`` (keys of :data:`LOSS_WEIGHTS`).
-        initial_loss: total loss of the initial parameters (after the gain match) on all chunks.
+        initial_loss: total loss of the initial parameters on all chunks.
         initial_terms: its unweighted terms.
         lag_samples: samples by which the wet lags the dry (negative: the wet leads); the wet was
             shifted earlier by this much before fitting.
         dry_gain_db, wet_gain_db: gains (dB) that brought the dry and the wet to -18 LUFS.
-        makeup_shift_db: change of ``comp.makeup_db`` made by the gain match (0 if disabled).
         seconds_fitted: duration of the aligned pair (s).
         n_chunks: chunks used (after dropping silent ones); ``n_chunks_dropped``: dropped.
         chunk_seconds, warmup_seconds: chunk layout (s); ``batch_size``: chunks per step.
         steps: optimiser steps attempted; ``best_step``: step whose parameters are returned
             (0 = the initial parameters).
-        lr, final_lr: initial and final learning rate (they differ after recoveries).
+        lr: initial learning rate; ``final_lr``: that of the last step (after the cosine decay
+            and one halving per recovery).
         recoveries: one ``{"step", "reason", "lr"}`` entry per non-finite step that was undone.
         seconds: wall-clock time of the whole fit (s).
     """
@@ -120,7 +122,6 @@ class FitReport:
     lag_samples: int
     dry_gain_db: float
     wet_gain_db: float
-    makeup_shift_db: float
     seconds_fitted: float
     n_chunks: int
     n_chunks_dropped: int
@@ -146,14 +147,14 @@ class FitReport:
             f"initial loss {self.initial_loss:.4f} ({init})",
             f"alignment lag {self.lag_samples} samples ({1000.0 * self.lag_samples / sample_rate:+.2f} ms, wet behind dry); "
             f"loudness gains: dry {self.dry_gain_db:+.2f} dB, wet {self.wet_gain_db:+.2f} dB to {TARGET_LUFS:g} LUFS",
-            f"{self.seconds_fitted:.1f} s fitted as {self.n_chunks} chunk(s) of {self.chunk_seconds:g} s "
+            f"{self.seconds_fitted:.1f} s fitted as {self.n_chunks} chunk(s) of {self.chunk_seconds:.1f} s "
             f"(warm-up {self.warmup_seconds:g} s, {self.batch_size} per step"
             + (f", {self.n_chunks_dropped} silent dropped" if self.n_chunks_dropped else "")
-            + f"); {self.steps} steps, best at step {self.best_step}; gain match {self.makeup_shift_db:+.2f} dB",
+            + f"); {self.steps} steps, best at step {self.best_step}",
             f"time {self.seconds:.1f} s",
         ]
         if self.recoveries:
-            lines.append(f"{len(self.recoveries)} non-finite step(s) undone; learning rate {self.lr:g} -> {self.final_lr:g}")
+            lines.append(f"{len(self.recoveries)} non-finite step(s) undone, each halving the learning rate (last: {self.final_lr:g})")
         return "\n".join(lines)
 
 
@@ -190,18 +191,30 @@ def _check_ct(x: torch.Tensor, name: str, channels: int) -> None:
         raise ValueError(f"{name}: contains NaN or Inf samples")
 
 
-def find_lag(dry: torch.Tensor, wet: torch.Tensor, *, max_lag: Optional[int] = None) -> int:
-    """Samples by which ``wet`` lags ``dry``: the peak of their cross-correlation.
+def find_lag(
+    dry: torch.Tensor, wet: torch.Tensor, *, max_lag: Optional[int] = None, weighting: str = "phat"
+) -> int:
+    """Samples by which ``wet`` lags ``dry``: the peak of their (generalised) cross-correlation.
 
-    ``c[k] = sum_n d[n] w[n + k]`` for every ``k`` in ``-(len(d) - 1) .. len(w) - 1``, computed
-    with one zero-padded FFT in float64; ``d`` is the mean of the dry's channels and ``w`` the
-    mean of the wet's. The lag is the ``k`` of the largest ``c[k]`` (not ``|c|``: a polarity flip
-    is not treated as a match), as DiffVox's ``find_time_offset``.
+    With ``d`` the mean of the dry's channels, ``w`` the mean of the wet's, and ``D``, ``W`` their
+    zero-padded FFTs (float64), the correlation is ``c = irfft(weight * conj(D) W)``, so that
+    ``c[k] = sum_n d[n] w[n + k]`` for ``weighting="none"``, over every lag ``k`` in
+    ``-(len(d) - 1) .. len(w) - 1``. The lag is the ``k`` of the largest ``c[k]`` (not ``|c|``:
+    a polarity flip is not a match).
+
+    ``weighting="phat"`` (default) is GCC-PHAT (Knapp & Carter, 1976): the cross-spectrum is
+    divided by its magnitude (plus 1e-3 of its mean, so empty bins stay finite), which keeps
+    only phase and makes the peak sharp. Plain cross-correlation (``"none"``, DiffVox's
+    ``find_time_offset``) peaks at the wrong multiple of the pitch period once the wet is
+    equalised: on 2 s of a sung vocal rendered through each of the 70 MedleyDB presets it found
+    the true lag (0) for 2 of them, GCC-PHAT for 45 (69 within 2 samples); on 6 s, 6 against
+    65 (``scripts/measure_fit_pair.py --lag-study``, ``docs/fit-pair.md``).
 
     Args:
         dry: ``(channels, time)`` audio.
         wet: ``(channels, time)`` audio at the same sample rate.
         max_lag: only consider ``|k| <= max_lag`` samples (default: every lag).
+        weighting: ``"phat"`` or ``"none"``.
 
     Returns:
         The lag in samples; positive when the wet is later than the dry.
@@ -214,12 +227,18 @@ def find_lag(dry: torch.Tensor, wet: torch.Tensor, *, max_lag: Optional[int] = N
     for name, x in (("dry", dry), ("wet", wet)):
         if not isinstance(x, torch.Tensor) or x.dim() != 2:
             raise ValueError(f"{name}: expected (channels, time), got shape {tuple(getattr(x, 'shape', ()))}")
+    if weighting not in ("phat", "none"):
+        raise ValueError(f"weighting must be 'phat' or 'none', got {weighting!r}")
     d = dry.detach().to(torch.float64).mean(0)
     w = wet.detach().to(torch.float64).mean(0)
     n, m = d.shape[-1], w.shape[-1]
     size = n + m - 1
     nfft = 1 << (size - 1).bit_length()
-    corr = torch.fft.irfft(torch.fft.rfft(d, nfft).conj() * torch.fft.rfft(w, nfft), nfft)
+    cross = torch.fft.rfft(d, nfft).conj() * torch.fft.rfft(w, nfft)
+    if weighting == "phat":
+        mag = cross.abs()
+        cross = cross / (mag + 1e-3 * mag.mean())
+    corr = torch.fft.irfft(cross, nfft)
     # corr[k] for k >= 0 is lag k; corr[nfft - k] is lag -k.
     lags = torch.cat([torch.arange(0, m), torch.arange(-(n - 1), 0)])
     vals = torch.cat([corr[:m], corr[nfft - (n - 1) :]]) if n > 1 else corr[:m]
@@ -352,9 +371,8 @@ def fit_pair(
     lr_final_ratio: float = 0.1,
     chunk_seconds: float = 12.0,
     warmup_seconds: float = 5.0,
-    batch_size: Optional[int] = None,
+    batch_size: Optional[int] = 1,
     init: Union[Preset, np.ndarray, torch.Tensor, None] = None,
-    match_gain: bool = True,
     max_lag_seconds: Optional[float] = None,
     max_recoveries: int = 8,
     seed: int = 0,
@@ -363,8 +381,8 @@ def fit_pair(
 ) -> FitResult:
     """Fit the vocal chain's 130 raw values so that its render of ``dry`` matches ``wet``.
 
-    The procedure (alignment, -18 LUFS normalisation, chunking, Adam on DiffVox's loss, the gain
-    match and the non-finite-step guard) is described in the :mod:`vocalfx.fit` docstring.
+    The procedure (alignment, -18 LUFS normalisation, chunking, Adam on DiffVox's loss, and the
+    non-finite-step guard) is described in the :mod:`vocalfx.fit` docstring.
 
     Args:
         dry: dry vocal, mono ``(1, time)``, at ``sample_rate`` (e.g. from
@@ -372,19 +390,19 @@ def fit_pair(
         wet: the processed vocal, stereo ``(2, time)``, same rate (any length; both are trimmed
             to their aligned overlap).
         sample_rate: Hz. Default 44100 (presets are defined at 44.1 kHz).
-        steps: Adam steps. Default 200 (about 4 minutes for a 30 s pair on two CPU cores,
+        steps: Adam steps. Default 100 (about 3 minutes for a 30 s pair on two idle CPU cores,
             ``docs/fit-pair.md``; DiffVox ran 2000 on a GPU).
-        lr: Adam learning rate on the raw values. Default 0.05 (DiffVox: 0.01, see the module
-            docstring).
+        lr: initial Adam learning rate on the raw values. Default 0.1 (DiffVox: 0.01, see the
+            module docstring).
+        lr_final_ratio: the learning rate follows a cosine from ``lr`` at the first step to
+            ``lr * lr_final_ratio`` at the last; 1.0 keeps it constant. Default 0.1.
         chunk_seconds: chunk length (s). Default 12 (DiffVox).
         warmup_seconds: rendered-but-unscored start of each chunk (s). Default 5 (DiffVox's
             overlap).
-        batch_size: chunks scored per step, drawn at random (seeded) when there are more;
-            default ``None``: all of them (DiffVox: 35, which covers most songs).
+        batch_size: chunks scored per step, drawn at random (seeded by ``seed``) when there
+            are more. Default 1; ``None``: all of them every step (DiffVox: up to 35).
         init: starting parameters: a :class:`~vocalfx.preset.Preset` or a raw ``(130,)`` vector;
             default ``None``: the mean of the shipped prior (``GaussianPrior.default()``).
-        match_gain: move ``comp.makeup_db`` to match the initial render's level to the wet's
-            before the first step. Default ``True``.
         max_lag_seconds: only search alignment lags up to this (s); default ``None``: all lags.
         max_recoveries: consecutive non-finite steps tolerated before :class:`FitError`. Default 8.
         seed: seeds the chunk draws (only used when ``batch_size`` is smaller than the number of
@@ -458,17 +476,8 @@ def fit_pair(
         with torch.no_grad():
             return torch.cat([chain(x[i : i + bs], params=v.unsqueeze(0))[..., start:] for i in range(0, n_chunks, bs)])
 
-    # gain match (exact: the make-up gain scales everything after the compressor)
     raw = torch.tensor(raw0, dtype=torch.float32)
     pred = render_all(raw)
-    shift_db = 0.0
-    if match_gain:
-        p_pow = float(pred.double().square().mean())
-        t_pow = float(y[..., start:].double().square().mean())
-        if p_pow > 0 and math.isfinite(p_pow):
-            shift_db = 10.0 * math.log10(t_pow / p_pow)
-            raw[_MAKEUP_INDEX] += shift_db
-            pred = pred * (10.0 ** (shift_db / 20.0))
     with torch.no_grad():
         init_loss, init_terms = pair_loss(pred, y[..., start:], sample_rate)
         # With minibatches a step's loss depends on which chunks it drew; steps are compared by
@@ -563,7 +572,6 @@ def fit_pair(
         lag_samples=lag,
         dry_gain_db=dry_gain_db,
         wet_gain_db=wet_gain_db,
-        makeup_shift_db=shift_db,
         seconds_fitted=d.shape[-1] / sample_rate,
         n_chunks=n_chunks,
         n_chunks_dropped=n_dropped,
