@@ -248,12 +248,11 @@ def clip(shared) -> torch.Tensor:
 def test_refit_recovers_a_medleydb_preset(shared, clip):
     """Start from the shipped prior's mean, fit 25 steps, and halve the MSS at least.
 
-    Measured (sing_01 0-4 s, MedleyDB row 9, 25 steps at a constant lr 0.1): the prior mean's
-    MSS to the target is 0.95, the refit's 0.32 (ratio 0.34); 25 steps of one 4 s chunk take
-    about 45 s of CPU time (two threads). The bound (ratio <= 0.5) leaves room for run-to-run
-    float differences. Parameters are not identifiable from one 4 s clip: the PMSE to the truth
-    does not drop (4.9 at the prior mean, about 6 after the fit), as in DiffVox's own analysis;
-    the test only reports it.
+    Measured (sing_01 0-4 s, MedleyDB row 9, 25 steps at a constant lr 0.1, docs/fit-pair.md):
+    the prior mean's MSS to the target is 0.95, the refit's 0.27 (ratio 0.28); the test takes
+    about 22 s on two idle cores. The bound (ratio <= 0.5) leaves room for float differences
+    across machines. Parameters are not identifiable from one 4 s clip: the PMSE to the truth
+    does not drop (4.86 at the prior mean, 5.85 after the fit); the test prints it.
     """
     d18, truth, target = known_pair(clip, medley_truth(shared))
     prior = GaussianPrior.default()

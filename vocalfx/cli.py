@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
         "fit-pair",
         help="fit a preset to a dry/wet vocal pair (as DiffVox built its preset collections)",
         description="Fit the 130 chain parameters so that the chain's render of DRY matches WET: align the "
-        "pair by cross-correlation, normalise both to -18 LUFS, cut 12 s chunks (5 s warm-up), and run Adam on "
+        "pair by cross-correlation (GCC-PHAT), normalise both to -18 LUFS, cut 12 s chunks (5 s warm-up), and run Adam on "
         "1.0 MSS(L/R) + 0.5 MSS(M/S) + 0.5 MLDR(L/R) + 0.25 MLDR(M/S), keeping the lowest-loss parameters. "
         "Starts from the shipped prior's mean; one randomly drawn chunk per step. The preset expects a dry "
         "input at -18 LUFS. Cost on two idle CPU cores: about 1.6 s per step, so about 3 minutes for the "

@@ -34,9 +34,9 @@ steps on a GPU; on two CPU cores a few minutes allow about a hundred steps):
 
 * **Learning rate** 0.1, cosine-decayed to a tenth of that by the last step (DiffVox: constant
   0.01, which in a hundred steps moves a dB or Hz parameter by at most about one unit).
-* **One chunk per step** (``batch_size=1``, DiffVox: 35, i.e. all chunks of most songs): at equal
-  time, 100 one-chunk steps on a 30 s pair reached a loss of 0.80 where 20 all-chunk steps
-  reached 1.86. Steps that score different chunks are compared by their loss relative to the
+* **One chunk per step** (``batch_size=1``, DiffVox: 35, i.e. all chunks of most songs): at about
+  equal CPU time, 100 one-chunk steps on a 30 s pair reached a loss of 0.75 where 20 all-chunk
+  steps reached 1.63. Steps that score different chunks are compared by their loss relative to the
   initial parameters' loss on the same chunks, so "lowest loss" is not decided by which chunk a
   step drew; the returned parameters are then scored on all chunks, and the initial ones are
   returned instead if they score better.
