@@ -7,6 +7,7 @@ problem), 2 usage errors (argparse).
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from pathlib import Path
@@ -401,7 +402,15 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     ps.set_defaults(func=cmd_prior_sample)
 
+    for name in _EXTENSIONS:
+        importlib.import_module(name).register(sub)
+
     return ap
+
+
+# Sub-commands that live beside the code they drive: each module has ``register(subparsers)``,
+# which adds its parser(s) and sets ``func`` to a callable ``(argparse.Namespace) -> int``.
+_EXTENSIONS: List[str] = []
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -409,10 +418,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     a = ap.parse_args(argv)
     from .io import AudioError
     from .preset import PresetError
+    from .errors import VocalfxError
 
     try:
         return a.func(a)
-    except (CLIError, AudioError, PresetError) as e:
+    except (CLIError, AudioError, PresetError, VocalfxError) as e:
         return _fail(str(e))
     except FileNotFoundError as e:
         return _fail(f"{e.filename or ''}: {e.strerror or e}" if e.filename else str(e))
