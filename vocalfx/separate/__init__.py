@@ -1,0 +1,1 @@
+"""Vocal separation (being built: issue 6)."""
