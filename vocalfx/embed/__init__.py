@@ -9,14 +9,16 @@ unit L2 norm (the reference's ``get_feature_embeds`` / ``get_param_embeds`` do t
 Built-in encoders (names for :func:`get_encoder`):
 
 * ``"mfcc"`` -- :class:`MFCCEncoder`, 100 values per channel;
-* ``"mir"`` -- :class:`MIREncoder`, 24 values per channel.
+* ``"mir"`` -- :class:`MIREncoder`, 24 values per channel;
+* ``"afx-rep"`` -- :class:`~vocalfx.embed.afx_rep.AFxRepEncoder`, 512 values per channel (ST-ITO's
+  AFx-Rep; needs the published checkpoint as a local file: ``checkpoint=PATH`` or
+  ``$VOCALFX_AFX_REP``, see ``docs/afx-rep.md``).
 
 Adding an encoder is one file: subclass :class:`StereoEncoder` in ``vocalfx/embed/<name>.py``,
 decorate the class with ``@register_encoder("<name>")`` and import the module at the bottom of
-this file. An encoder whose features are not a per-channel function of mid/side (AFx-Rep, to be
-added as ``"afx-rep"`` in ``afx_rep.py``: a 48 kHz CNN with separate mid and side heads) sets
-``model_sample_rate = 48000`` and overrides :meth:`StereoEncoder.embed_mid_side` instead of
-:meth:`StereoEncoder.channel_features`.
+this file. An encoder whose features are not a per-channel function of mid/side (AFx-Rep in
+``afx_rep.py``: a 48 kHz CNN with separate mid and side heads) sets ``model_sample_rate`` and
+overrides :meth:`StereoEncoder.embed_mid_side` instead of :meth:`StereoEncoder.channel_features`.
 
 Example:
     >>> import torch
@@ -203,3 +205,4 @@ def get_encoder(name: str, sample_rate: int = 44100, **kwargs: Any) -> StereoEnc
 # Encoder modules register themselves with the registry above when imported, so they come last.
 # New encoders: add their import here (e.g. ``from .afx_rep import AFxRepEncoder``).
 from .features import MFCCEncoder, MIREncoder  # noqa: E402
+from .afx_rep import AFxRepEncoder  # noqa: E402
