@@ -416,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Sub-commands that live beside the code they drive: each module has ``register(subparsers)``,
 # which adds its parser(s) and sets ``func`` to a callable ``(argparse.Namespace) -> int``.
-_EXTENSIONS: List[str] = ["vocalfx.separate.cli", "vocalfx.evaluation.cli"]
+_EXTENSIONS: List[str] = ["vocalfx.cli_match", "vocalfx.separate.cli", "vocalfx.evaluation.cli"]
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -42,6 +42,8 @@ __all__ = [
     "audio_info",
     "load_audio",
     "resampled_length",
+    "resample_audio",
+    "integrated_loudness",
     "save_audio",
     "atomic_write_text",
     "loudness_normalize",
@@ -223,6 +225,18 @@ def _resample(x: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
     if y.shape[-1] != target:  # pragma: no cover - guards the padding arithmetic above
         raise RuntimeError(f"resampling produced {y.shape[-1]} samples, expected {target}")
     return y.contiguous()
+
+
+def resample_audio(x: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
+    """Resample ``(channels, time)`` audio as :func:`load_audio` does (:data:`RESAMPLE_SETTINGS`).
+
+    Returns exactly :func:`resampled_length` samples; the input itself when the rates are equal.
+    """
+    orig_rate = _positive_int(orig_rate, "orig_rate")
+    new_rate = _positive_int(new_rate, "new_rate")
+    if orig_rate == new_rate:
+        return x
+    return _resample(x, orig_rate, new_rate)
 
 
 def load_audio(
@@ -563,6 +577,29 @@ def loudness_normalize(
         >>> x = load_audio("dry.wav")  # doctest: +SKIP
         >>> x18, gain_db = loudness_normalize(x, 44100)  # doctest: +SKIP
     """
+    loudness = integrated_loudness(audio, sample_rate)
+    if not math.isfinite(loudness):
+        raise ValueError(
+            "audio is silent for BS.1770 (no 400 ms block above the -70 LUFS absolute gate): loudness is "
+            f"{loudness} LUFS, so no gain reaches {target_lufs} LUFS"
+        )
+    gain_db = float(target_lufs) - loudness
+    return audio * (10.0 ** (gain_db / 20.0)), gain_db
+
+
+def integrated_loudness(audio: torch.Tensor, sample_rate: int) -> float:
+    """Integrated loudness (LUFS) of ``(channels, time)`` audio: ITU-R BS.1770-4 via pyloudnorm.
+
+    The measurement :func:`loudness_normalize` uses (K-weighting, 400 ms blocks, 75 % overlap,
+    -70 LUFS absolute and -10 LU relative gates), on a detached float64 copy.
+
+    Returns:
+        The loudness in LUFS; ``-inf`` for audio with no block above the absolute gate.
+
+    Raises:
+        ValueError: not a 2-D float tensor of 1 to 5 channels, NaN/Inf samples, or shorter than
+            one 400 ms block.
+    """
     import pyloudnorm
 
     sample_rate = _positive_int(sample_rate, "sample_rate")
@@ -589,10 +626,4 @@ def loudness_normalize(
     meter = pyloudnorm.Meter(sample_rate, block_size=_LOUDNESS_BLOCK_S)
     with np.errstate(divide="ignore", invalid="ignore"):
         loudness = float(meter.integrated_loudness(data))
-    if not math.isfinite(loudness):
-        raise ValueError(
-            "audio is silent for BS.1770 (no 400 ms block above the -70 LUFS absolute gate): loudness is "
-            f"{loudness} LUFS, so no gain reaches {target_lufs} LUFS"
-        )
-    gain_db = float(target_lufs) - loudness
-    return audio * (10.0 ** (gain_db / 20.0)), gain_db
+    return loudness
