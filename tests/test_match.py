@@ -254,3 +254,27 @@ def test_cli_match_errors_are_one_line(tmp_path, capsys):
     # refuses to write over its input
     code = main(["match", str(tmp_path / "dry.wav"), str(tmp_path / "ref.wav"), "-o", str(tmp_path / "dry.wav"), "-q"])
     assert code == 1 and "refusing to overwrite" in capsys.readouterr().err
+
+
+def test_cli_match_with_an_afx_rep_checkpoint(tmp_path, capsys, monkeypatch):
+    """`--encoder afx-rep` loads a checkpoint in the published format (made here with random
+    weights) from --afx-rep or $VOCALFX_AFX_REP and runs the optimiser through it."""
+    from test_afx_rep import published_checkpoint, random_net
+
+    ckpt = tmp_path / "afx-rep.ckpt"
+    torch.save(published_checkpoint(random_net()), ckpt)
+    sf.write(tmp_path / "dry.wav", vocal_like(4.0)[0].numpy(), SR)
+    sf.write(tmp_path / "ref.wav", bright_reference().T.numpy() * 0.5, SR)
+    common = [str(tmp_path / "dry.wav"), str(tmp_path / "ref.wav"), "--encoder", "afx-rep",
+              "--chunk-seconds", "2", "--steps", "2", "-q", "--report", str(tmp_path / "r.json")]
+    assert main(["match", *common, "-o", str(tmp_path / "a.wav"), "--afx-rep", str(ckpt)]) == 0
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["report"]["encoder"] == "afx-rep" and all(math.isfinite(h["loss"]) for h in rep["history"])
+    monkeypatch.setenv("VOCALFX_AFX_REP", str(ckpt))
+    assert main(["match", *common[:-1], str(tmp_path / "r2.json"), "-o", str(tmp_path / "b.wav")]) == 0
+    assert Preset.from_json(tmp_path / "b.preset.json").raw.tolist() == Preset.from_json(tmp_path / "a.preset.json").raw.tolist()
+    monkeypatch.delenv("VOCALFX_AFX_REP")
+    capsys.readouterr()
+    assert main(["match", *common, "-o", str(tmp_path / "c.wav")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("vocalfx: error:") and "VOCALFX_AFX_REP" in err and "Traceback" not in err

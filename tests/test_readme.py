@@ -35,7 +35,7 @@ def test_readme_main_job_runs(tmp_path):
     assert argv[0] == ".venv/bin/vocalfx"
     exe = Path(sys.executable).parent / "vocalfx"
     argv = [str(exe)] + [str(ROOT / a) if a.startswith("examples/") else a for a in argv[1:]]
-    r = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stderr
     out = tmp_path / argv[argv.index("-o") + 1]
     info = sf.info(out)

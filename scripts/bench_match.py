@@ -1,0 +1,92 @@
+"""Time `vocalfx.match` end to end: a 44 s dry vocal against a 44 s reference vocal.
+
+The dry is a dev-corpus vocal (../shared/corpus/dev), the reference another dev vocal rendered
+through a MedleyDB preset, both 44 s (4 chunks of 11 s each). Each repeat runs in a fresh
+subprocess with default settings (encoder mfcc, alpha 1, default steps) and reports wall time,
+time per step and the peak resident memory of that process. The first repeat also pays for
+loading modules (the numba kernels are cached on disk after the first run ever).
+
+    python scripts/bench_match.py [--repeats 3] [--threads 2] [--encoder mfcc]
+
+Target (issue 4): at most 120 s and 3 GB on the project's 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child(a) -> None:
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    torch.set_num_threads(a.threads)
+    import vocalfx
+    from vocalfx import Preset
+    from vocalfx.io import load_audio
+    from vocalfx.render import render
+
+    shared = Path(a.shared)
+    n = 44 * 44100
+    dry = load_audio(shared / "corpus/dev/vocals/sing_02.flac")[:, :n]
+    src = load_audio(shared / "corpus/dev/vocals/sing_06.flac")[:, :n]
+    row = np.load(shared / "diffvox-presets/medleydb/raw_params.npy")[8]
+    ref = render(src, Preset.from_diffvox(row))
+    t0 = time.perf_counter()
+    res = vocalfx.match(dry, ref, 44100, encoder=a.encoder, progress=False)
+    seconds = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "steps": res.report.steps, "rss_mb": rss,
+                      "dry_s": dry.shape[-1] / 44100, "ref_s": ref.shape[-1] / 44100,
+                      "n_dry_chunks": res.report.n_dry_chunks, "n_ref_chunks": res.report.n_ref_chunks,
+                      "loss": [res.report.initial_loss, res.report.loss]}))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--encoder", default="mfcc")
+    ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        child(a)
+        return 0
+    import torch
+
+    print(f"# bench_match: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{a.threads} threads, encoder {a.encoder}, default settings; load average before: "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    runs = []
+    for i in range(a.repeats):
+        cmd = [sys.executable, __file__, "--child", "--threads", str(a.threads), "--encoder", a.encoder, "--shared", a.shared]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        r = json.loads(out)
+        runs.append(r)
+        print(f"run {i + 1}: {r['seconds']:.1f} s for {r['steps']} steps ({r['seconds'] / max(r['steps'], 1):.3f} s/step), "
+              f"peak RSS {r['rss_mb']:.0f} MB; {r['dry_s']:.0f} s dry in {r['n_dry_chunks']} chunks, "
+              f"{r['ref_s']:.0f} s reference in {r['n_ref_chunks']} chunks; loss {r['loss'][0]:.3f} -> {r['loss'][1]:.3f}",
+              flush=True)
+    med = statistics.median(r["seconds"] for r in runs)
+    rss = max(r["rss_mb"] for r in runs)
+    print(f"median {med:.1f} s (target <= 120 s: {'met' if med <= 120 else 'NOT met'}), "
+          f"peak RSS {rss:.0f} MB (target <= 3072 MB: {'met' if rss <= 3072 else 'NOT met'}); "
+          f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
