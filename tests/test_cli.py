@@ -179,3 +179,14 @@ def test_console_script_exit_codes(tmp_path):
     assert r.returncode == 2
     r = subprocess.run(cmd + ["render", str(tmp_path / "x.wav"), "natural", "-o", str(tmp_path / "y.wav")], capture_output=True, text=True)
     assert r.returncode == 1 and "Traceback" not in r.stderr and "x.wav" in r.stderr
+
+
+def test_closed_pipe_is_not_a_traceback():
+    """`vocalfx ... | head -1`: the reader leaves early; vocalfx stops quietly (exit 141, like Unix tools)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "vocalfx"
+    r = subprocess.run(f"'{exe}' prior info | head -1", shell=True, capture_output=True, text=True, timeout=300)
+    assert r.stdout.startswith("prior:") and "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
