@@ -1,0 +1,350 @@
+"""The evaluation harness: corpus protocol, methods, scoring, reports, resuming and parallel runs.
+
+Everything runs on a tiny corpus made here (two 4 s tracks cut into 1 s chunks, true presets
+from the shipped collection), so the whole file takes about a minute; the full dev-corpus run is
+in docs/evaluation.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from vocalfx._data import data_path
+from vocalfx.cli import main
+from vocalfx.evaluation import (
+    EvalError,
+    MethodOptions,
+    active_chunk_mask,
+    evaluate,
+    load_corpus,
+    parse_methods,
+    prepare_track,
+    score,
+)
+from vocalfx.io import integrated_loudness
+from vocalfx.metrics import mldr, mss
+from vocalfx.preset import load_collection, save_collection
+from vocalfx.render import render
+
+ROOT = Path(__file__).resolve().parents[1]
+SR = 44100
+CHUNK_S = 1.0
+N_CHUNKS = 4
+
+
+def _vocal(seed: int, seconds: float) -> np.ndarray:
+    """A vowel-like test signal: a harmonic tone with vibrato, gliding pitch and syllable envelope."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    f0 = 180 + 60 * rng.random() + 20 * np.sin(2 * np.pi * 0.3 * t) + 3 * np.sin(2 * np.pi * 5.5 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / SR
+    x = sum(np.sin(k * phase) / k ** 1.2 for k in range(1, 25))
+    env = 0.55 + 0.45 * np.sin(2 * np.pi * (1.5 + rng.random()) * t) ** 2
+    return (0.2 * x * env / np.abs(x).max() + 0.002 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("corpus")
+    shipped = {p.name: p for p in load_collection(data_path("presets", "vocalfx-starter.json"))}
+    truth = [shipped["pop-lead"], shipped["wide-hall"]]
+    save_collection(truth, d / "truth.json", name="truth")
+    # The nearest-neighbour collection: the true presets among others.
+    save_collection(list(shipped.values()), d / "collection.json", name="collection")
+    (d / "vocals").mkdir()
+    tracks = []
+    for i in range(2):
+        sf.write(d / "vocals" / f"v{i}.wav", _vocal(i, CHUNK_S * N_CHUNKS), SR, subtype="FLOAT")
+        tracks.append({"track": f"v{i}", "vocal": f"vocals/v{i}.wav", "preset": i})
+    (d / "protocol.json").write_text(json.dumps(
+        {"chunk_seconds": CHUNK_S, "lufs": -18.0, "preset_collection": "truth.json", "tracks": tracks}))
+    return d
+
+
+@pytest.fixture(scope="module")
+def corpus(corpus_dir):
+    return load_corpus(corpus_dir)
+
+
+def _opts(corpus_dir, **kw) -> MethodOptions:
+    return MethodOptions(encoders=("mfcc",), collection=str(corpus_dir / "collection.json"), **kw)
+
+
+def _cells(out: Path):
+    return {p.relative_to(out / "cells").as_posix(): json.loads(p.read_text()) for p in sorted((out / "cells").glob("*/*.json"))}
+
+
+# ----------------------------------------------------------------------------------------------
+# Protocol
+
+
+def test_prepare_track_follows_the_protocol(corpus):
+    spec = corpus.tracks[1]
+    tr = prepare_track(spec, chunk_seconds=corpus.chunk_seconds, lufs=corpus.lufs)
+    n = int(CHUNK_S * SR)
+    assert tr.dry.shape == (1, N_CHUNKS * n) and tr.wet.shape == (2, N_CHUNKS * n)
+    assert integrated_loudness(tr.dry, SR) == pytest.approx(-18.0, abs=0.05)
+    # The wet track is the render of the -18 LUFS dry with the true preset, not renormalised.
+    assert torch.equal(tr.wet, render(tr.dry, spec.preset, SR))
+    assert tr.n_active == N_CHUNKS
+    # Reference: wet chunks 0 and 2; input: dry chunks 1 and 3.
+    assert torch.equal(tr.reference, torch.stack([tr.wet[:, 0:n], tr.wet[:, 2 * n : 3 * n]]))
+    assert torch.equal(tr.input, torch.stack([tr.dry[:, n : 2 * n], tr.dry[:, 3 * n : 4 * n]]))
+    assert torch.equal(tr.true_vector, spec.preset.vector)
+
+
+def test_inactive_chunks_are_dropped_before_the_even_odd_split():
+    """DiffVox's rule: median of the 50 ms running peak of the channel mean above -60 dBFS."""
+    loud = torch.full((1, 2, SR), 0.1)
+    quiet = torch.full((1, 2, SR), 0.5e-3)
+    half = torch.cat([torch.full((1, 2, SR // 2 - 5000), 0.1), torch.zeros(1, 2, SR - SR // 2 + 5000)], -1)
+    mask = active_chunk_mask(torch.cat([loud, quiet, half, loud]))
+    assert mask.tolist() == [True, False, False, True]
+
+
+def test_too_short_track_is_an_error(corpus):
+    with pytest.raises(EvalError, match="at least two"):
+        prepare_track(corpus.tracks[0], chunk_seconds=3.0)
+
+
+def test_score_is_the_metrics_on_the_whole_tracks(corpus):
+    tr = prepare_track(corpus.tracks[0], chunk_seconds=CHUNK_S)
+    other = corpus.tracks[1].preset
+    s = score(tr, other.vector)
+    pred = render(tr.dry, other, SR).unsqueeze(0)
+    wet = tr.wet.unsqueeze(0)
+    # Scoring runs the A-weighting FIR without oneDNN (for speed): equal to float32 rounding.
+    assert s["mss_lr"] == pytest.approx(float(mss(pred, wet)), rel=1e-5)
+    assert s["mss_ms"] == pytest.approx(float(mss(pred, wet, mid_side=True)), rel=1e-5)
+    assert s["mldr_lr"] == float(mldr(pred, wet))
+    assert s["mldr_ms"] == float(mldr(pred, wet, mid_side=True))
+    assert s["pmse"] == pytest.approx(float(((other.vector - tr.true_vector) ** 2).mean()))
+    with pytest.raises(EvalError, match="130"):
+        score(tr, np.zeros(5))
+
+
+# ----------------------------------------------------------------------------------------------
+# Methods
+
+
+def test_method_specs_expand_and_name_uniquely(corpus_dir):
+    opts = MethodOptions(encoders=("mfcc", "mir"), alphas=(0.0, 0.1))
+    names = [m.name for m in parse_methods(["all"], opts)]
+    assert names == ["oracle", "mean", "nn-param", "nn-emb-mfcc", "nn-emb-mir",
+                     "ito-mfcc-a0", "ito-mfcc-a0.1", "ito-mir-a0", "ito-mir-a0.1"]
+    ms = parse_methods(["oracle,ito:mir:1", "nn-emb:mfcc", "oracle"], opts)
+    assert [m.name for m in ms] == ["oracle", "ito-mir-a1", "nn-emb-mfcc"]
+    # A spec rebuilds exactly its method (how worker processes get theirs).
+    for m in parse_methods(["all"], opts):
+        (again,) = parse_methods([m.spec], opts)
+        assert again.name == m.name
+    for bad, msg in [("nope", "unknown method"), ("ito:nope", "unknown encoder"), ("ito:mfcc:-1", "alpha"),
+                     ("oracle:x", "no arguments")]:
+        with pytest.raises(EvalError, match=msg):
+            parse_methods([bad], opts)
+
+
+def test_baselines_oracle_and_nearest_neighbours(corpus_dir, corpus, tmp_path):
+    opts = _opts(corpus_dir)
+    methods = parse_methods(["oracle", "mean", "nn-param", "nn-emb"], opts)
+    res = evaluate(corpus, methods, tmp_path / "out", options=opts, progress=False)
+    assert (res.computed, res.failed, res.skipped) == (8, 0, 0)
+    cells = _cells(tmp_path / "out")
+    collection = load_collection(corpus_dir / "collection.json")
+    for t, spec in zip(["v0", "v1"], corpus.tracks):
+        oracle = cells[f"{t}/oracle.json"]
+        assert oracle["status"] == "ok"
+        assert all(v == 0.0 for v in oracle["metrics"].values()), oracle["metrics"]
+        # The true preset is in the collection: parameter-space NN finds it.
+        nn = cells[f"{t}/nn-param.json"]
+        assert collection[nn["info"]["index"]].name == spec.preset.name and nn["metrics"]["pmse"] == 0.0
+        emb = cells[f"{t}/nn-emb-mfcc.json"]
+        assert 0 <= emb["info"]["index"] < len(collection) and np.isfinite(emb["info"]["nll"])
+        for name in ("mean", "nn-emb-mfcc"):
+            m = cells[f"{t}/{name}.json"]["metrics"]
+            assert all(np.isfinite(v) for v in m.values())
+            assert m["mss_lr"] >= oracle["metrics"]["mss_lr"]
+        assert len(cells[f"{t}/mean.json"]["vector"]) == 130
+    # Reports: per-track CSV and a summary with mean and median tables.
+    rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv")))
+    assert [(r["track"], r["method"], r["status"]) for r in rows] == [
+        (t, m, "ok") for t in ("v0", "v1") for m in ("oracle", "mean", "nn-param", "nn-emb-mfcc")]
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "### Mean over tracks" in md and "### Median over tracks" in md
+    assert "| oracle | 0.000 | 0.000 | 0.000 | 0.000 | 0.000 | 2 |" in md
+    mean_pmse = np.mean([cells[f"{t}/mean.json"]["metrics"]["pmse"] for t in ("v0", "v1")])
+    summary = {(r["method"], r["metric"]): r for r in csv.DictReader(open(tmp_path / "out" / "summary.csv"))}
+    assert float(summary[("mean", "pmse")]["mean"]) == pytest.approx(mean_pmse)
+
+
+def test_ito_method_runs_match_on_the_chunks(corpus_dir, corpus, tmp_path):
+    pytest.importorskip("vocalfx.ito")
+    opts = _opts(corpus_dir, ito_steps=2)
+    methods = parse_methods(["ito:mfcc:0.1"], opts)
+    res = evaluate(corpus, methods, tmp_path / "out", options=opts, progress=False)
+    assert res.failed == 0, res.errors
+    cell = _cells(tmp_path / "out")["v0/ito-mfcc-a0.1.json"]
+    assert cell["config"]["steps"] == 2 and cell["config"]["alpha"] == 0.1
+    assert cell["info"]["n_ref_chunks"] == 2 and cell["info"]["n_dry_chunks"] == 2
+    assert cell["info"]["chunk_seconds"] == pytest.approx(CHUNK_S)
+    assert np.isfinite(cell["metrics"]["pmse"])
+
+
+def test_a_method_is_one_plugin_file(corpus_dir, corpus, tmp_path):
+    plugin = tmp_path / "zero_method.py"
+    plugin.write_text(
+        "import numpy as np\n"
+        "from vocalfx.evaluation import Method, Prediction, register_method\n"
+        "@register_method('zeros')\n"
+        "class Zeros(Method):\n"
+        "    def predict(self, track, context):\n"
+        "        return Prediction(np.zeros(130), {'note': 'all raw values 0'})\n"
+    )
+    code = main(["eval", "--corpus", str(corpus_dir), "--out", str(tmp_path / "out"), "--methods", "zeros",
+                 "--plugin", str(plugin), "--tracks", "v1", "-q"])
+    assert code == 0
+    cell = _cells(tmp_path / "out")["v1/zeros.json"]
+    assert cell["info"] == {"note": "all raw values 0"} and cell["status"] == "ok"
+
+
+# ----------------------------------------------------------------------------------------------
+# Resuming, refusing mismatched results, parallel runs
+
+
+def test_resume_computes_only_missing_cells(corpus_dir, corpus, tmp_path):
+    opts = _opts(corpus_dir)
+    out = tmp_path / "out"
+    first = evaluate(corpus, parse_methods(["oracle"], opts), out, options=opts, progress=False)
+    assert first.computed == 2
+    before = {p: (p.stat().st_mtime_ns, json.loads(p.read_text())["run_id"]) for p in out.glob("cells/*/*.json")}
+    second = evaluate(corpus, parse_methods(["oracle", "nn-param"], opts), out, options=opts, progress=False)
+    assert (second.computed, second.skipped) == (2, 2)
+    for p, stamp in before.items():
+        assert (p.stat().st_mtime_ns, json.loads(p.read_text())["run_id"]) == stamp
+    assert len(list(out.glob("cells/*/*.json"))) == 4
+    run = json.loads((out / "run.json").read_text())
+    assert [r["cells_computed"] for r in run["invocations"]] == [2, 2]
+    # Settings that change a method's result are refused, not mixed into the table.
+    other = MethodOptions(encoders=("mfcc",))  # the shipped collection instead
+    with pytest.raises(EvalError, match="other settings"):
+        evaluate(corpus, parse_methods(["nn-param"], other), out, options=other, progress=False)
+    other_corpus = load_corpus(corpus_dir, chunk_seconds=2.0)
+    with pytest.raises(EvalError, match="different protocol"):
+        evaluate(other_corpus, parse_methods(["oracle"], opts), out, options=opts, progress=False)
+
+
+def test_failed_cells_are_kept_and_retried_on_request(corpus_dir, tmp_path):
+    d = tmp_path / "c"
+    d.mkdir()
+    sf.write(d / "short.wav", _vocal(3, 1.5), SR, subtype="FLOAT")
+    sf.write(d / "ok.wav", _vocal(4, 4.0), SR, subtype="FLOAT")
+    (d / "protocol.json").write_text(json.dumps({
+        "chunk_seconds": 1.0, "preset_collection": str(corpus_dir / "truth.json"),
+        "tracks": [{"track": "short", "vocal": "short.wav", "preset": 0}, {"track": "ok", "vocal": "ok.wav", "preset": 1}]}))
+    out = tmp_path / "out"
+    code = main(["eval", "--corpus", str(d), "--out", str(out), "--methods", "oracle", "-q"])
+    assert code == 1  # a failed cell: exit 1, and it is listed
+    cell = _cells(out)["short/oracle.json"]
+    assert cell["status"] == "error" and "two" in cell["error"]
+    assert "short × oracle" in (out / "summary.md").read_text()
+    assert "statistics over the 1 of 2 tracks" in (out / "summary.md").read_text()
+    res = evaluate(load_corpus(d), parse_methods(["oracle"], MethodOptions()), out, progress=False)
+    assert res.computed == 0
+    res = evaluate(load_corpus(d), parse_methods(["oracle"], MethodOptions()), out, progress=False, retry_failed=True)
+    assert res.computed == 1 and res.failed == 1
+
+
+def test_interrupted_run_continues_where_it_stopped(corpus_dir, tmp_path, capsys):
+    """Kill `vocalfx eval` mid-run (SIGKILL: no clean-up at all), run it again, get the full table."""
+    out = tmp_path / "out"
+    args = ["eval", "--corpus", str(corpus_dir), "--out", str(out), "--methods", "oracle,mean,nn-param",
+            "--collection", str(corpus_dir / "collection.json"), "--threads", "1", "-q"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "vocalfx.cli", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    try:
+        while len(list(out.glob("cells/*/*.json"))) < 2:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "no cell finished in 120 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = {p: (p.stat().st_mtime_ns, json.loads(p.read_text())["run_id"]) for p in out.glob("cells/*/*.json")}
+    assert 2 <= len(done) < 6, "the run was not interrupted mid-way"
+
+    assert main(args) == 0
+    capsys.readouterr()
+    for p, stamp in done.items():  # finished cells were not recomputed
+        assert (p.stat().st_mtime_ns, json.loads(p.read_text())["run_id"]) == stamp
+    cells = _cells(out)
+    assert len(cells) == 6 and all(c["status"] == "ok" for c in cells.values())
+    assert len({c["run_id"] for c in cells.values()}) == 2
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
+    assert "statistics over the 2 of 2 tracks" in (out / "summary.md").read_text()
+
+
+def test_parallel_workers_give_the_serial_results(corpus_dir, corpus, tmp_path):
+    opts = _opts(corpus_dir)
+    methods = parse_methods(["nn-param"], opts)
+    serial = evaluate(corpus, methods, tmp_path / "serial", options=opts, progress=False)
+    parallel = evaluate(corpus, methods, tmp_path / "parallel", options=opts, jobs=2, threads=1, progress=False)
+    assert serial.computed == parallel.computed == 2
+    a, b = _cells(tmp_path / "serial"), _cells(tmp_path / "parallel")
+    assert {k: v["metrics"] for k, v in a.items()} == {k: v["metrics"] for k, v in b.items()}
+    run = json.loads((tmp_path / "parallel" / "run.json").read_text())
+    assert run["invocations"][-1]["jobs"] == 2
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line and corpora
+
+
+def test_cli_errors_are_one_line(corpus_dir, tmp_path, capsys):
+    cases = [
+        (["--corpus", str(tmp_path), "--methods", "oracle"], "no protocol.json"),
+        (["--corpus", str(corpus_dir), "--methods", "magic"], "unknown method"),
+        (["--corpus", str(corpus_dir), "--methods", "ito", "--encoders", "afx-rep"], "afx-rep"),
+        (["--corpus", str(corpus_dir), "--methods", "oracle", "--tracks", "v9"], "no track named"),
+    ]
+    for args, msg in cases:
+        env_ckpt = os.environ.pop("VOCALFX_AFX_REP", None)
+        try:
+            code = main(["eval", *args, "--out", str(tmp_path / "o"), "-q"])
+        finally:
+            if env_ckpt is not None:
+                os.environ["VOCALFX_AFX_REP"] = env_ckpt
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 1 and len(err) == 1 and msg in err[0], (args, err)
+
+
+def test_dev_corpus_protocol_is_read(shared):
+    corpus = load_corpus(shared / "corpus" / "dev")
+    proto = json.loads((shared / "corpus" / "dev" / "protocol.json").read_text())
+    assert [t.name for t in corpus.tracks] == [t["track"] for t in proto["tracks"]]
+    assert corpus.chunk_seconds == 11.0 and corpus.lufs == -18.0
+    raw = np.load(shared / "diffvox-presets" / "medleydb" / "raw_params.npy")
+    mask = np.load(shared / "diffvox-presets" / "medleydb" / "feature_mask.npy").astype(bool)
+    for spec, t in zip(corpus.tracks, proto["tracks"]):
+        assert np.allclose(spec.preset.raw, raw[t["medleydb_preset"]][mask])
+    # The DiffVox internal collection, as the nearest-neighbour methods use it: the train rows.
+    from vocalfx.evaluation import EvalContext
+
+    presets, _, ident = EvalContext(MethodOptions(collection=str(shared / "diffvox-presets" / "internal"))).collection()
+    assert len(presets) == len(np.load(shared / "diffvox-presets" / "internal" / "train_index.npy")) == 365

@@ -1,0 +1,106 @@
+"""Inference-time optimisation (ITO) as an evaluation method: :func:`vocalfx.match` per encoder and alpha.
+
+The input chunks (dry, odd positions) and the reference chunks (wet, even positions) are each
+laid end to end and handed to :func:`vocalfx.match` with the protocol's chunk length, so ``match``
+cuts them back into the same chunks. The reference is not renormalised
+(``normalize_reference=False``): the wet tracks keep the level the true preset gives a -18 LUFS
+input, and the preset found should reproduce it. ``match`` normalises the input to -18 LUFS
+itself; the input chunks are already cut from the -18 LUFS dry, so this changes their level only
+by the difference between the chunks' loudness and the whole track's (recorded as
+``dry_gain_db`` in the cell's ``info``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence
+
+from .corpus import EvalError, TrackData
+from .methods import (
+    DEFAULT_ALPHAS,
+    EvalContext,
+    Method,
+    MethodOptions,
+    Prediction,
+    _format_alpha,
+    check_encoder,
+    parse_alpha,
+    register_method,
+)
+
+__all__ = ["InferenceTimeOptimisation"]
+
+
+@register_method("ito")
+class InferenceTimeOptimisation(Method):
+    """MAP inference-time optimisation with one encoder and one prior weight ``alpha``.
+
+    Spec: ``ito`` (every run encoder x alpha), ``ito:ENCODER`` (every alpha) or
+    ``ito:ENCODER:ALPHA``. Steps, learning rate and seed come from :class:`MethodOptions`.
+    """
+
+    def __init__(self, encoder: str, alpha: float, steps=None, lr=None, seed: int = 0) -> None:
+        self.encoder = encoder
+        self.alpha = float(alpha)
+        self.steps = steps
+        self.lr = lr
+        self.seed = int(seed)
+
+    @classmethod
+    def expand(cls, args: Sequence[str], options: MethodOptions) -> List[Method]:
+        if len(args) > 2:
+            raise EvalError(f"ito takes up to two arguments (encoder, alpha), got {':'.join(args)!r}")
+        encoders = [args[0]] if args else list(options.encoders)
+        alphas = [parse_alpha(args[1])] if len(args) > 1 else list(options.alphas or DEFAULT_ALPHAS)
+        return [
+            cls(check_encoder(e), a, steps=options.ito_steps, lr=options.ito_lr, seed=options.seed)
+            for e in encoders
+            for a in alphas
+        ]
+
+    @property
+    def name(self) -> str:
+        return f"ito-{self.encoder}-a{_format_alpha(self.alpha)}"
+
+    @property
+    def spec(self) -> str:
+        return f"ito:{self.encoder}:{_format_alpha(self.alpha)}"
+
+    def _settings(self):
+        from ..ito import DEFAULT_LR, DEFAULT_STEPS
+
+        return (DEFAULT_STEPS if self.steps is None else int(self.steps), DEFAULT_LR if self.lr is None else float(self.lr))
+
+    def config(self, context: EvalContext) -> Dict[str, Any]:
+        steps, lr = self._settings()
+        return {
+            "method": self.name,
+            "encoder": self.encoder,
+            "encoder_options": {k: str(v) for k, v in context.encoder_options(self.encoder).items()},
+            "alpha": self.alpha,
+            "steps": steps,
+            "lr": lr,
+            "seed": self.seed,
+            "prior": context.prior_id(),
+        }
+
+    def predict(self, track: TrackData, context: EvalContext) -> Prediction:
+        from ..ito import MatchError, match
+
+        steps, lr = self._settings()
+        n_in, _, length = track.input.shape
+        dry = track.input.permute(1, 0, 2).reshape(1, n_in * length)
+        n_ref = track.reference.shape[0]
+        reference = track.reference.permute(1, 0, 2).reshape(2, n_ref * length)
+        try:
+            res = match(
+                dry, reference, track.sample_rate,
+                encoder=self.encoder, alpha=self.alpha, steps=steps, lr=lr, seed=self.seed,
+                prior=context.prior(), chunk_seconds=track.chunk_seconds, normalize_reference=False,
+                encoder_options=context.encoder_options(self.encoder) or None, progress=False,
+                name=f"{track.name}-{self.name}",
+            )
+        except MatchError as e:
+            raise EvalError(f"{track.name}: {self.name}: {e}") from None
+        report = res.report.to_dict()
+        report["recoveries"] = len(report.get("recoveries") or [])
+        return Prediction(res.preset.vector, report)
