@@ -266,38 +266,69 @@ def test_failed_cells_are_kept_and_retried_on_request(corpus_dir, tmp_path):
     assert res.computed == 1 and res.failed == 1
 
 
-def test_interrupted_run_continues_where_it_stopped(corpus_dir, tmp_path, capsys):
-    """Kill `vocalfx eval` mid-run (SIGKILL: no clean-up at all), run it again, get the full table."""
-    out = tmp_path / "out"
-    args = ["eval", "--corpus", str(corpus_dir), "--out", str(out), "--methods", "oracle,mean,nn-param",
-            "--collection", str(corpus_dir / "collection.json"), "--threads", "1", "-q"]
+def _run_until_cells(args, out: Path, n: int, sig: int):
+    """Start `vocalfx eval ARGS` in a subprocess, send it ``sig`` once ``n`` cells exist; return its exit code, stderr."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "vocalfx.cli", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     try:
-        while len(list(out.glob("cells/*/*.json"))) < 2:
+        while len(list(out.glob("cells/*/*.json"))) < n:
             assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "no cell finished in 120 s"
+            assert time.monotonic() < deadline, f"no {n} cells in 180 s"
             time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
+        proc.send_signal(sig)
+        code = proc.wait(60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    done = {p: (p.stat().st_mtime_ns, json.loads(p.read_text())["run_id"]) for p in out.glob("cells/*/*.json")}
-    assert 2 <= len(done) < 6, "the run was not interrupted mid-way"
+    return code, proc.stderr.read().decode()
 
-    assert main(args) == 0
-    capsys.readouterr()
+
+def _stamps(out: Path):
+    return {p: (p.stat().st_mtime_ns, json.loads(p.read_text())["run_id"]) for p in out.glob("cells/*/*.json")}
+
+
+def _check_resumed(out: Path, done, capsys, n: int) -> None:
     for p, stamp in done.items():  # finished cells were not recomputed
         assert (p.stat().st_mtime_ns, json.loads(p.read_text())["run_id"]) == stamp
     cells = _cells(out)
-    assert len(cells) == 6 and all(c["status"] == "ok" for c in cells.values())
+    assert len(cells) == n and all(c["status"] == "ok" for c in cells.values())
     assert len({c["run_id"] for c in cells.values()}) == 2
     rows = list(csv.DictReader(open(out / "results.csv")))
-    assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
+    assert len(rows) == n and all(r["status"] == "ok" for r in rows)
     assert "statistics over the 2 of 2 tracks" in (out / "summary.md").read_text()
+
+
+def test_killed_run_continues_where_it_stopped(corpus_dir, tmp_path, capsys):
+    """SIGKILL `vocalfx eval` mid-run (no clean-up at all), run the same command again: full table."""
+    out = tmp_path / "out"
+    args = ["eval", "--corpus", str(corpus_dir), "--out", str(out), "--methods", "oracle,mean,nn-param",
+            "--collection", str(corpus_dir / "collection.json"), "--threads", "1", "-q"]
+    _run_until_cells(args, out, 2, signal.SIGKILL)
+    done = _stamps(out)
+    assert 2 <= len(done) < 6, "the run was not interrupted mid-way"
+    assert main(args) == 0
+    capsys.readouterr()
+    _check_resumed(out, done, capsys, 6)
+
+
+def test_terminated_parallel_run_stops_its_workers_and_continues(corpus_dir, tmp_path, capsys):
+    """SIGTERM (`kill PID`) a run with two worker processes: it exits at once, its workers too."""
+    out = tmp_path / "out"
+    args = ["eval", "--corpus", str(corpus_dir), "--out", str(out), "--methods", "oracle,mean,nn-param",
+            "--collection", str(corpus_dir / "collection.json"), "--jobs", "2", "-q"]
+    code, err = _run_until_cells(args, out, 1, signal.SIGTERM)
+    assert code == 1 and "interrupted" in err, err
+    done = _stamps(out)
+    assert 1 <= len(done) < 6
+    time.sleep(4)  # the workers were ended with the run: no cell appears afterwards
+    assert _stamps(out) == done
+    run = json.loads((out / "run.json").read_text())
+    assert run["invocations"][-1]["interrupted"] is True
+    assert main(args) == 0
+    capsys.readouterr()
+    _check_resumed(out, done, capsys, 6)
 
 
 def test_parallel_workers_give_the_serial_results(corpus_dir, corpus, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 from typing import List
 
@@ -51,10 +52,20 @@ def cmd_eval(a: argparse.Namespace) -> int:
     if not a.quiet:
         print(f"{len(corpus.tracks)} tracks x {len(methods)} methods = {n_cells} cells -> {a.out}", file=sys.stderr)
         print("methods: " + ", ".join(m.name for m in methods), file=sys.stderr)
-    res = evaluate(
-        corpus, methods, a.out, options=options, jobs=a.jobs, threads=a.threads, retry_failed=a.retry_failed,
-        progress=not a.quiet, plugins=a.plugin, command=command,
-    )
+    import threading
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main_thread else None
+    if main_thread:
+        signal.signal(signal.SIGTERM, _terminate)  # `kill PID` stops the workers too, like Ctrl-C
+    try:
+        res = evaluate(
+            corpus, methods, a.out, options=options, jobs=a.jobs, threads=a.threads, retry_failed=a.retry_failed,
+            progress=not a.quiet, plugins=a.plugin, command=command,
+        )
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     print(res.table)
     print(
         f"{res.computed} cell(s) computed ({res.failed} failed), {res.skipped} already finished; "
@@ -65,6 +76,10 @@ def cmd_eval(a: argparse.Namespace) -> int:
         print(f"vocalfx: {len(res.errors)} cell(s) failed or missing (listed in {res.out / 'summary.md'})", file=sys.stderr)
         return 1
     return 0
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _command(a: argparse.Namespace) -> str:

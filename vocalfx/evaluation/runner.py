@@ -134,6 +134,25 @@ def _init_worker(threads: int, plugins: Sequence[str]) -> None:
     torch.set_num_threads(max(1, int(threads)))
     for p in plugins:
         load_plugin(p)
+    _exit_with_parent()
+
+
+def _exit_with_parent(interval_s: float = 2.0) -> None:
+    """Make this worker exit when its parent dies (e.g. SIGKILL), instead of finishing its track.
+
+    An orphaned worker would go on writing cells that a re-run is computing as well.
+    """
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="vocalfx-eval-parent-watch", daemon=True).start()
 
 
 def _write_cell(out: Path, cell: Dict[str, Any]) -> None:
@@ -448,6 +467,10 @@ def _run_pool(pending, job, jobs, threads, plugins, out, bar, counts) -> None:
                 counts["failed"] += c["failed"]
         _poll(watch, bar)
     except BaseException:
+        # Stop now: cancel the queued tracks and end the running ones (their finished cells are
+        # on disk). ProcessPoolExecutor has no public way to end running workers before 3.14.
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
