@@ -100,7 +100,7 @@ def main() -> int:
             t0 = time.perf_counter()
             res = vocalfx.match(inp, ref, 44100, encoder=a.encoder, alpha=a.alpha, steps=a.steps, lr=lr,
                                 lr_final_ratio=1.0 if a.constant_lr else 0.1, normalize_reference=False,
-                                progress=False)
+                                progress=False, callback=cb)
             seconds = time.perf_counter() - t0
             final = scores(chain, dry, wet, truth, res.preset.vector)
             losses = {h["step"] + 1: h["loss"] for h in res.history}
