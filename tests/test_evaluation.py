@@ -340,7 +340,9 @@ def test_parallel_workers_give_the_serial_results(corpus_dir, corpus, tmp_path):
     a, b = _cells(tmp_path / "serial"), _cells(tmp_path / "parallel")
     assert {k: v["metrics"] for k, v in a.items()} == {k: v["metrics"] for k, v in b.items()}
     run = json.loads((tmp_path / "parallel" / "run.json").read_text())
-    assert run["invocations"][-1]["jobs"] == 2
+    assert run["invocations"][-1]["jobs"] == 2 and run["invocations"][-1]["threads"] == 1
+    again = evaluate(corpus, methods, tmp_path / "parallel", options=opts, jobs=2, progress=False)
+    assert (again.computed, again.skipped) == (0, 2)  # nothing to do: no pool, same table
 
 
 # ----------------------------------------------------------------------------------------------

@@ -395,7 +395,7 @@ def evaluate(
     run_id = uuid.uuid4().hex[:12]
     record = {
         "run_id": run_id, "command": command, "started": _now(), "finished": None, "wall_seconds": None,
-        "jobs": jobs, "threads": threads, "methods": names, "options": options.to_dict(),
+        "jobs": jobs, "threads": threads if threads is not None else (1 if jobs > 1 else None), "methods": names, "options": options.to_dict(),
         "cells_pending": sum(len(v) for v in pending.values()), "cells_computed": 0, "cells_failed": 0,
         "interrupted": False, "machine": _machine(),
     }
@@ -404,7 +404,6 @@ def evaluate(
 
     t0 = time.perf_counter()
     total = record["cells_pending"]
-    counts = {"computed": 0, "failed": 0}
     specs = {s.name: s for s in corpus.tracks}
 
     def job(name: str) -> Dict[str, Any]:
@@ -415,7 +414,7 @@ def evaluate(
 
     bar = tqdm(total=total, desc="eval", unit="cell", disable=not progress or total == 0, dynamic_ncols=True)
     try:
-        if jobs == 1 or len(pending) <= 1:
+        if jobs == 1 or not pending:
             if threads is not None:
                 torch.set_num_threads(threads)
 
@@ -424,16 +423,15 @@ def evaluate(
                 bar.update(1)
 
             for name in pending:
-                c = run_track(**job(name), on_cell=on_cell)
-                counts["computed"] += c["computed"]
-                counts["failed"] += c["failed"]
+                run_track(**job(name), on_cell=on_cell)
         else:
-            _run_pool(pending, job, jobs, threads or 1, plugins, out, bar, counts)
+            _run_pool(pending, job, jobs, threads or 1, plugins, out, bar)
     except KeyboardInterrupt:
         record["interrupted"] = True
         raise
     finally:
         bar.close()
+        counts = _count_cells(out, pending, run_id)  # from the files: right after an interruption too
         record.update(finished=_now(), wall_seconds=time.perf_counter() - t0,
                       cells_computed=counts["computed"], cells_failed=counts["failed"])
         _save_run(out, run)
@@ -443,7 +441,19 @@ def evaluate(
                       seconds=time.perf_counter() - t0, table=table, errors=errors)
 
 
-def _run_pool(pending, job, jobs, threads, plugins, out, bar, counts) -> None:
+def _count_cells(out: Path, pending: Dict[str, List[Method]], run_id: str) -> Dict[str, int]:
+    """Cells written by invocation ``run_id``, and how many of them failed."""
+    counts = {"computed": 0, "failed": 0}
+    for track, methods in pending.items():
+        for m in methods:
+            cell = _read_json(cell_path(out, track, m.name))
+            if cell is not None and cell.get("run_id") == run_id:
+                counts["computed"] += 1
+                counts["failed"] += cell.get("status") != "ok"
+    return counts
+
+
+def _run_pool(pending, job, jobs, threads, plugins, out, bar) -> None:
     """Tracks in worker processes; the bar follows the cell files as they appear."""
     watch = {cell_path(out, t, m.name): _mtime(cell_path(out, t, m.name)) for t, ms in pending.items() for m in ms}
     ctx = multiprocessing.get_context("spawn")
@@ -457,14 +467,12 @@ def _run_pool(pending, job, jobs, threads, plugins, out, bar, counts) -> None:
             _poll(watch, bar)
             for f in done:
                 try:
-                    c = f.result()
+                    f.result()
                 except cf.process.BrokenProcessPool:
                     raise EvalError(
                         f"a worker process died while running track {futures[f]} (out of memory?); "
                         "finished cells are kept: run the same command again to continue"
                     ) from None
-                counts["computed"] += c["computed"]
-                counts["failed"] += c["failed"]
         _poll(watch, bar)
     except BaseException:
         # Stop now: cancel the queued tracks and end the running ones (their finished cells are
