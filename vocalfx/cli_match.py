@@ -58,14 +58,15 @@ def cmd_match(a: argparse.Namespace) -> int:
         raise _Error(f"{a.reference}: {reference.shape[0]} channels; the reference must be mono or stereo")
     separated_with = None
     if a.separate:
-        from .separate import separate
+        from .separate import get_separator, separate
 
-        vocals, _ = separate(reference, SAMPLE_RATE, backend=a.backend)
-        separated_with = a.backend
+        sep = get_separator(a.backend)
+        vocals, _ = separate(reference, SAMPLE_RATE, backend=sep, progress=not a.quiet)
+        separated_with = sep.describe()
         if not torch.isfinite(vocals).all() or float(vocals.abs().amax()) == 0.0:
             raise _Error(f"{a.reference}: separation ({a.backend}) returned no usable vocal")
         reference = vocals
-        notes.append(f"{a.reference}: vocal isolated with the '{a.backend}' separation backend")
+        notes.append(f"{a.reference}: vocal isolated with {separated_with}")
     for n in notes:
         print(f"note: {n}", file=sys.stderr)
 
@@ -97,7 +98,7 @@ def cmd_match(a: argparse.Namespace) -> int:
         atomic_write_text(a.report, json.dumps(doc, indent=1, default=_json_default) + "\n", inputs=inputs)
     print(res.report.summary())
     if separated_with:
-        print(f"reference vocal isolated with the '{separated_with}' backend")
+        print(f"reference vocal isolated with {separated_with}")
     print(f"wrote {out} (stereo, {res.sample_rate} Hz) and {preset_out}")
     if res.report.output_peak_dbfs > 0:
         print("note: the output peaks above 0 dBFS; it is stored as float, nothing was clipped", file=sys.stderr)

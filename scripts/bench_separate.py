@@ -1,0 +1,334 @@
+#!/usr/bin/env python
+"""Benchmark vocal separation: SI-SDR improvement, runtime, memory, and what it costs a match.
+
+Mixtures (from an evaluation corpus, by default ``../shared/corpus/dev``): each track's dry vocal
+at the protocol loudness is rendered through its true preset (as a reference song's vocal would
+be processed: stereo, EQ, compression, delay, reverb), and the corpus's accompaniment clip number
+``(track index mod n_clips) + 1`` is added at a vocal-to-accompaniment ratio (VAR, energy ratio of
+the whole stereo signals) of -6, 0 and +6 dB. Nothing is normalised afterwards.
+
+Sections (each can be skipped):
+
+``sdr``     every track x ratio through each backend: SI-SDR of the estimated vocal against the
+            true (processed) vocal, minus the SI-SDR of the mix itself (the improvement, dB);
+            SI-SDR is computed over both channels laid end to end, zero-mean not enforced
+            (Le Roux et al. 2019, scale-invariant). Also the accompaniment's improvement, and the
+            backend's runtime per minute of audio (wall clock, this process's torch threads).
+``match``   for a few tracks at one ratio: ``vocalfx.match`` (MFCC, alpha 1, default steps) from the
+            protocol's input (dry chunks at odd positions) against the protocol's reference (the
+            even chunks) taken from (a) the true vocal, (b) the separated vocal of the mix, (c)
+            the mix itself with no separation; each prediction is scored like ``vocalfx eval``
+            (MSS L/R of the whole dry track rendered with it against the whole true wet track).
+``memory``  a ``minutes``-long stereo mix (mixtures laid end to end) separated in a fresh process,
+            in memory (``vocalfx.separate.separate``) and from file to file (``vocalfx separate``),
+            reporting each process's peak resident memory and wall time.
+
+Usage:
+    python scripts/bench_separate.py [--backends classical] [--sections sdr,match,memory]
+        [--tracks all] [--match-tracks sing_01,sing_05,speech_01,speech_05] [--match-ratio 0]
+        [--minutes 5] [--threads 1] [--json docs/data/separate_bench.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_CORPUS = Path(os.environ.get("VOCALFX_SHARED", HERE.parent.parent / "shared")) / "corpus" / "dev"
+
+
+def si_sdr(estimate: torch.Tensor, reference: torch.Tensor) -> float:
+    """Scale-invariant SDR (dB) of ``estimate`` against ``reference``, all channels together."""
+    e = estimate.reshape(-1).double()
+    r = reference.reshape(-1).double()
+    target = (e @ r) / (r @ r) * r
+    noise = e - target
+    return float(10 * torch.log10((target @ target) / (noise @ noise).clamp_min(1e-30)))
+
+
+def load_accompaniments(corpus: Path) -> list:
+    import soundfile as sf
+
+    clips = []
+    for f in sorted((corpus / "accompaniment").glob("*.flac")):
+        data, rate = sf.read(str(f), dtype="float32", always_2d=True)
+        if rate != 44100:
+            raise SystemExit(f"{f}: {rate} Hz; the benchmark expects 44.1 kHz accompaniment")
+        clips.append((f.name, torch.from_numpy(data.T.copy())))
+    if not clips:
+        raise SystemExit(f"{corpus}/accompaniment: no .flac clips")
+    return clips
+
+
+def make_mix(vocal: torch.Tensor, accompaniment: torch.Tensor, var_db: float):
+    """``(mix, vocal, scaled accompaniment)`` at vocal-to-accompaniment energy ratio ``var_db``."""
+    n = min(vocal.shape[-1], accompaniment.shape[-1])
+    v, a = vocal[:, :n], accompaniment[:, :n]
+    if a.shape[0] == 1:
+        a = a.expand(2, -1)
+    gain = (v.pow(2).sum() / a.pow(2).sum()).sqrt() / 10 ** (var_db / 20)
+    a = a * gain
+    return v + a, v, a
+
+
+def section_sdr(tracks, clips, backends, ratios, log, options=None):
+    from vocalfx.separate import get_separator, separate
+
+    rows = []
+    for backend in backends:
+        sep = get_separator(backend, **(options or {}))
+        log(f"  {backend}: {sep.describe()}, options {options or {}}")
+        seconds_audio = 0.0
+        seconds_wall = 0.0
+        for track in tracks:
+            clip_name, clip = clips[track.index % len(clips)]
+            for r in ratios:
+                mix, v, a = make_mix(track.wet, clip, r)
+                t0 = time.perf_counter()
+                ev, ea = separate(mix, 44100, backend=sep)
+                dt = time.perf_counter() - t0
+                seconds_wall += dt
+                seconds_audio += mix.shape[-1] / 44100
+                row = {
+                    "backend": backend, "track": track.name, "accompaniment": clip_name, "var_db": r,
+                    "sdr_mix_db": si_sdr(mix, v), "sdr_vocal_db": si_sdr(ev, v),
+                    "sdr_mix_acc_db": si_sdr(mix, a), "sdr_acc_db": si_sdr(ea, a), "seconds": dt,
+                    "audio_seconds": mix.shape[-1] / 44100,
+                }
+                row["improvement_db"] = row["sdr_vocal_db"] - row["sdr_mix_db"]
+                row["acc_improvement_db"] = row["sdr_acc_db"] - row["sdr_mix_acc_db"]
+                rows.append(row)
+                log(f"  {backend} {track.name} + {clip_name} at {r:+g} dB: vocal SI-SDR {row['sdr_mix_db']:+.2f} -> "
+                    f"{row['sdr_vocal_db']:+.2f} dB ({row['improvement_db']:+.2f}), {dt:.1f} s")
+        log(f"  {backend}: {seconds_wall:.1f} s for {seconds_audio / 60:.1f} min of audio = "
+            f"{60 * seconds_wall / seconds_audio:.2f} s per minute")
+    summary = []
+    for backend in backends:
+        for r in ratios:
+            sel = [x for x in rows if x["backend"] == backend and x["var_db"] == r]
+            imp = [x["improvement_db"] for x in sel]
+            secs = sum(x["seconds"] for x in sel)
+            mins = sum(x["audio_seconds"] for x in sel) / 60
+            summary.append({
+                "backend": backend, "var_db": r, "tracks": len(sel),
+                "mix_sdr_db": statistics.mean(x["sdr_mix_db"] for x in sel),
+                "vocal_sdr_db": statistics.mean(x["sdr_vocal_db"] for x in sel),
+                "improvement_mean_db": statistics.mean(imp), "improvement_median_db": statistics.median(imp),
+                "improvement_min_db": min(imp), "improved_tracks": sum(1 for x in imp if x > 0),
+                "acc_improvement_mean_db": statistics.mean(x["acc_improvement_db"] for x in sel),
+                "seconds_per_minute": secs / mins,
+            })
+    return rows, summary
+
+
+def _chunks_at(audio: torch.Tensor, track, positions: str) -> torch.Tensor:
+    """The protocol's chunks of ``audio`` (``(C, T)``): ``even`` (reference) or ``odd`` (input) among the active."""
+    from vocalfx.evaluation.corpus import active_chunk_mask
+
+    chunk = int(round(track.chunk_seconds * 44100))
+    n = track.n_chunks
+    wet_chunks = track.wet[:, : n * chunk].reshape(2, n, chunk).transpose(0, 1)
+    active = active_chunk_mask(wet_chunks)
+    chunks = audio[:, : n * chunk].reshape(audio.shape[0], n, chunk).transpose(0, 1)[active]
+    picked = chunks[0::2] if positions == "even" else chunks[1::2]
+    return picked.permute(1, 0, 2).reshape(audio.shape[0], -1).contiguous()
+
+
+def section_match(tracks, clips, backends, ratio, steps, log):
+    from vocalfx import match
+    from vocalfx.evaluation.runner import score
+    from vocalfx.separate import separate
+
+    rows = []
+    for track in tracks:
+        i = track.index
+        clip_name, clip = clips[i % len(clips)]
+        mix, v, _ = make_mix(track.wet, clip, ratio)
+        dry = _chunks_at(track.dry, track, "odd")
+        refs = {"true vocal": _chunks_at(track.wet, track, "even")}
+        for backend in backends:
+            ev, _ = separate(mix, 44100, backend=backend)
+            refs[f"separated ({backend})"] = _chunks_at(ev, track, "even")
+        refs["mix, not separated"] = _chunks_at(mix, track, "even")
+        for label, ref in refs.items():
+            t0 = time.perf_counter()
+            res = match(dry, ref, 44100, encoder="mfcc", alpha=1.0, steps=steps, chunk_seconds=track.chunk_seconds,
+                        normalize_reference=False, progress=False, name=f"{track.name}-{label}")
+            m = score(track, res.preset.vector)
+            row = {"track": track.name, "accompaniment": clip_name, "var_db": ratio, "reference": label,
+                   "mss_lr": m["mss_lr"], "mldr_lr": m["mldr_lr"], "pmse": m["pmse"],
+                   "seconds": time.perf_counter() - t0}
+            rows.append(row)
+            log(f"  {track.name} ({clip_name}, {ratio:+g} dB) reference = {label}: MSS {m['mss_lr']:.4f}, "
+                f"MLDR {m['mldr_lr']:.4f} [{row['seconds']:.0f} s]")
+    return rows
+
+
+# Peak memory is read from /proc/self/status (VmHWM, the high-water mark of this process's own
+# address space). getrusage's ru_maxrss would not do: Linux carries the RSS of the forked copy of
+# this (large) benchmark process over the exec into the child's figure.
+_HWM = r"""
+def vm_hwm_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+"""
+
+_MEMORY_CHILD = _HWM + r"""
+import json, sys, time, torch
+torch.set_num_threads(int(sys.argv[3]))
+import soundfile as sf
+from vocalfx.separate import separate
+data, rate = sf.read(sys.argv[1], dtype="float32", always_2d=True)
+mix = torch.from_numpy(data.T.copy())
+t0 = time.perf_counter()
+v, a = separate(mix, rate, backend=sys.argv[2])
+dt = time.perf_counter() - t0
+assert torch.isfinite(v).all() and torch.isfinite(a).all()
+print(json.dumps({"seconds": dt, "peak_rss_mb": vm_hwm_mb()}))
+"""
+
+_CLI_CHILD = _HWM + r"""
+import json, sys, time
+t0 = time.perf_counter()
+from vocalfx.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "seconds": time.perf_counter() - t0, "peak_rss_mb": vm_hwm_mb()}))
+sys.exit(code)
+"""
+
+
+def _run_child(cmd, env) -> dict:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def section_memory(tracks, clips, backends, minutes, threads, log):
+    import soundfile as sf
+
+    frames = int(minutes * 60 * 44100)
+    parts, total, i = [], 0, 0
+    while total < frames:
+        track = tracks[i % len(tracks)]
+        mix, _, _ = make_mix(track.wet, clips[i % len(clips)][1], 0.0)
+        parts.append(mix)
+        total += mix.shape[-1]
+        i += 1
+    long_mix = torch.cat(parts, dim=-1)[:, :frames]
+    rows = []
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "long_mix.wav"
+        sf.write(str(path), long_mix.T.numpy(), 44100, subtype="FLOAT")
+        del long_mix, parts
+        for backend in backends:
+            r = _run_child([sys.executable, "-c", _MEMORY_CHILD, str(path), backend, str(threads)], env)
+            rows.append({"backend": backend, "mode": "separate() in memory", "minutes": minutes,
+                         "peak_rss_mb": r["peak_rss_mb"], "seconds": r["seconds"]})
+            log(f"  {backend}, separate() in memory, {minutes:g} min stereo: peak RSS {r['peak_rss_mb']:.0f} MB, "
+                f"{r['seconds']:.1f} s")
+            r = _run_child([sys.executable, "-c", _CLI_CHILD, "separate", str(path), "-o", str(Path(tmp) / "stems"),
+                            "--backend", backend, "--threads", str(threads), "-q"], env)
+            rows.append({"backend": backend, "mode": "vocalfx separate (file to file)", "minutes": minutes,
+                         "peak_rss_mb": r["peak_rss_mb"], "seconds": r["seconds"]})
+            log(f"  {backend}, vocalfx separate file to file, {minutes:g} min stereo: peak RSS {r['peak_rss_mb']:.0f} MB, "
+                f"{r['seconds']:.1f} s (including imports)")
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    ap.add_argument("--backends", default="classical", help="comma-separated backends (default classical)")
+    ap.add_argument("--sections", default="sdr,match,memory")
+    ap.add_argument("--ratios", default="-6,0,6", help="vocal-to-accompaniment ratios (dB)")
+    ap.add_argument("--tracks", default="all", help="tracks for the sdr section (comma-separated or 'all')")
+    ap.add_argument("--match-tracks", default="sing_01,sing_05,speech_01,speech_05")
+    ap.add_argument("--match-ratio", type=float, default=0.0)
+    ap.add_argument("--match-steps", type=int, default=None, help="ITO steps (default: match's, 100)")
+    ap.add_argument("--minutes", type=float, default=5.0, help="length of the memory section's mix")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--options", type=json.loads, default=None,
+                    help='backend options for the sdr section, as JSON (ablations), e.g. \'{"centre_weight": 0.5}\'')
+    ap.add_argument("--json", type=Path, default=None, help="write every measurement here")
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    from vocalfx.evaluation import load_corpus
+    from vocalfx.evaluation.corpus import prepare_track
+
+    def log(msg):
+        print(msg, flush=True)
+
+    backends = [b for b in a.backends.split(",") if b]
+    sections = set(a.sections.split(","))
+    ratios = [float(r) for r in a.ratios.split(",")]
+    corpus = load_corpus(a.corpus)
+    names = [t.name for t in corpus.tracks]
+    clips = load_accompaniments(a.corpus)
+    load = os.getloadavg()
+    log(f"# bench_separate: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{a.threads} torch thread(s); backends {backends}; corpus {a.corpus} ({len(names)} tracks, "
+        f"{len(clips)} accompaniment clips); load average before {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}")
+
+    def prepared(wanted):
+        out = []
+        for spec in corpus.tracks:
+            if wanted == "all" or spec.name in wanted.split(","):
+                t = prepare_track(spec, chunk_seconds=corpus.chunk_seconds, lufs=corpus.lufs)
+                t.index = names.index(spec.name)
+                out.append(t)
+        return out
+
+    result = {"options": a.options, "machine": {"arch": platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
+                          "threads": a.threads, "load_before": load}, "corpus": str(a.corpus)}
+    if "sdr" in sections:
+        log("## SI-SDR improvement (vocal estimate vs the mix, against the true processed vocal)")
+        rows, summary = section_sdr(prepared(a.tracks), clips, backends, ratios, log, a.options)
+        result["sdr"], result["sdr_summary"] = rows, summary
+        log("| backend | VAR | tracks | mix SI-SDR | vocal SI-SDR | improvement mean | median | min | improved | "
+            "accomp. improvement | s per min of audio |")
+        log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for s in summary:
+            log(f"| {s['backend']} | {s['var_db']:+g} dB | {s['tracks']} | {s['mix_sdr_db']:+.2f} | {s['vocal_sdr_db']:+.2f} | "
+                f"**{s['improvement_mean_db']:+.2f}** | {s['improvement_median_db']:+.2f} | {s['improvement_min_db']:+.2f} | "
+                f"{s['improved_tracks']}/{s['tracks']} | {s['acc_improvement_mean_db']:+.2f} | {s['seconds_per_minute']:.2f} |")
+    if "match" in sections:
+        log(f"## Match cost at {a.match_ratio:+g} dB (MFCC, alpha 1; MSS L/R of the scored render, lower is better)")
+        rows = section_match(prepared(a.match_tracks), clips, backends, a.match_ratio, a.match_steps, log)
+        result["match"] = rows
+        labels = list(dict.fromkeys(r["reference"] for r in rows))
+        log("| reference | " + " | ".join(sorted({r['track'] for r in rows})) + " | mean MSS |")
+        log("|---|" + "---:|" * (len({r['track'] for r in rows}) + 1))
+        for label in labels:
+            sel = sorted((r for r in rows if r["reference"] == label), key=lambda r: r["track"])
+            log(f"| {label} | " + " | ".join(f"{r['mss_lr']:.4f}" for r in sel)
+                + f" | {statistics.mean(r['mss_lr'] for r in sel):.4f} |")
+    if "memory" in sections:
+        log(f"## Memory: {a.minutes:g} min stereo mix")
+        result["memory"] = section_memory(prepared("all"), clips, backends, a.minutes, a.threads, log)
+    load = os.getloadavg()
+    result["machine"]["load_after"] = load
+    log(f"# load average after {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}")
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(result, indent=1) + "\n")
+        log(f"# wrote {a.json}")
+
+
+if __name__ == "__main__":
+    main()
