@@ -204,3 +204,24 @@ def test_cli_with_local_model(tmp_path):
                  str(tmp_path / "m"), "-q"]) == 0
     v, rate = sf.read(str(tmp_path / "out" / "song_vocals.wav"), dtype="float32", always_2d=True)
     assert rate == SR and v.shape == (x.shape[-1], 2)
+
+
+def test_match_separate_with_demucs(tmp_path):
+    """`vocalfx match --separate --backend demucs --model-dir` runs the local model and says so."""
+    import json
+
+    import soundfile as sf
+
+    path = save_model(tiny_htdemucs(0), tmp_path / "m")
+    t = torch.arange(4 * SR) / SR
+    dry = (0.3 * torch.sin(2 * torch.pi * 200 * t) * (1 + torch.sin(2 * torch.pi * 3 * t))).float()
+    sf.write(str(tmp_path / "dry.wav"), dry.numpy(), SR, subtype="FLOAT")
+    sf.write(str(tmp_path / "song.wav"), song(4.0).T.numpy(), SR, subtype="FLOAT")
+    args = ["match", str(tmp_path / "dry.wav"), str(tmp_path / "song.wav"), "-o", str(tmp_path / "out.wav"),
+            "--separate", "--backend", "demucs", "--model-dir", str(tmp_path / "m"), "--steps", "2",
+            "--chunk-seconds", "2", "--report", str(tmp_path / "r.json"), "-q"]
+    assert main(args) == 0
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["separation_backend"].startswith("demucs") and str(path) in rep["separation_backend"]
+    out, rate = sf.read(str(tmp_path / "out.wav"), dtype="float32", always_2d=True)
+    assert rate == SR and out.shape == (dry.numel(), 2) and torch.isfinite(torch.from_numpy(out)).all()

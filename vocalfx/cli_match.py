@@ -45,6 +45,8 @@ def cmd_match(a: argparse.Namespace) -> int:
         raise _Error(f"--steps must be >= 0, got {a.steps}")
     if a.encoder != "afx-rep" and a.afx_rep:
         raise _Error("--afx-rep is only used with --encoder afx-rep")
+    if a.model_dir and not a.separate:
+        raise _Error("--model-dir is only used with --separate")
 
     notes = []
     dinfo = audio_info(a.dry)
@@ -60,7 +62,7 @@ def cmd_match(a: argparse.Namespace) -> int:
     if a.separate:
         from .separate import get_separator, separate
 
-        sep = get_separator(a.backend)
+        sep = get_separator(a.backend, **({"model_dir": a.model_dir} if a.model_dir else {}))
         vocals, _ = separate(reference, SAMPLE_RATE, backend=sep, progress=not a.quiet)
         separated_with = sep.describe()
         if not torch.isfinite(vocals).all() or float(vocals.abs().amax()) == 0.0:
@@ -142,7 +144,9 @@ def register(sub) -> None:
     m.add_argument("--keep-reference-level", action="store_true",
                    help="do not normalise the reference to -18 LUFS; the preset then also matches its loudness")
     m.add_argument("--separate", action="store_true", help="REFERENCE is a full mix: isolate its vocal first")
-    m.add_argument("--backend", default="classical", help="separation backend with --separate (default: classical)")
+    m.add_argument("--backend", default="classical", help="separation backend with --separate (default: classical; demucs)")
+    m.add_argument("--model-dir", default=None,
+                   help="with --separate --backend demucs: directory with the Demucs model files (docs/separate.md)")
     m.add_argument("--name", default=None, help="name stored in the preset (default: OUTPUT's stem)")
     m.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     m.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
