@@ -74,8 +74,27 @@ def run_case(case: str, repeats: int, threads: int) -> dict:
         t = time.perf_counter()
         step()
         times.append(time.perf_counter() - t)
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"case": case, "median_s": statistics.median(times), "min_s": min(times), "peak_rss_mb": rss_mb, "repeats": repeats}
+    rss_mb = _peak_rss_mb()
+    from vocalfx import _alloc
+
+    return {"case": case, "median_s": statistics.median(times), "min_s": min(times), "peak_rss_mb": rss_mb,
+            "repeats": repeats, "heap_kept": _alloc._applied}
+
+
+def _peak_rss_mb() -> float:
+    """This process's own peak resident memory (MiB): VmHWM where Linux has it.
+
+    getrusage's ru_maxrss also counts the RSS of the parent copied at fork time, which includes
+    torch when the parent imported it.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
@@ -89,6 +108,7 @@ def main() -> None:
         return
     import torch
 
+    print(f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"vocalfx chain benchmark: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, {a.threads} threads, float32, median of {a.repeats} after 1 warm-up")
     print(f"{'case':<18} {'median s':>9} {'min s':>8} {'peak RSS MB':>12}  target")
@@ -99,6 +119,9 @@ def main() -> None:
         tgt = TARGETS.get(case)
         tgt_s = f"<= {tgt} s: {'met' if r['median_s'] <= tgt else 'NOT met'}" if tgt else ""
         print(f"{case:<18} {r['median_s']:9.3f} {r['min_s']:8.3f} {r['peak_rss_mb']:12.0f}  {tgt_s}")
+    print(f"allocator: {'freed memory kept in the heap (vocalfx/_alloc.py)' if r['heap_kept'] else 'untouched'}; "
+          "set VOCALFX_KEEP_HEAP=0 to compare; load average after "
+          + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 if __name__ == "__main__":
