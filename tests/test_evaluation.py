@@ -200,6 +200,15 @@ def test_ito_method_runs_match_on_the_chunks(corpus_dir, corpus, tmp_path):
     assert cell["info"]["n_ref_chunks"] == 2 and cell["info"]["n_dry_chunks"] == 2
     assert cell["info"]["chunk_seconds"] == pytest.approx(CHUNK_S)
     assert np.isfinite(cell["metrics"]["pmse"])
+    assert "space" not in cell["config"] and cell["info"]["space"] == "raw"
+    # --ito-space whitened: its own row name and config, so it never mixes with raw-space cells
+    wopts = _opts(corpus_dir, ito_steps=2, ito_space="whitened")
+    (wm,) = parse_methods(["ito:mfcc:0.1"], wopts)
+    assert wm.name == "ito-mfcc-a0.1-whitened" and parse_methods([wm.spec], wopts)[0].name == wm.name
+    res = evaluate(corpus, [wm], tmp_path / "out-w", options=wopts, progress=False)
+    assert res.failed == 0, res.errors
+    wcell = _cells(tmp_path / "out-w")["v0/ito-mfcc-a0.1-whitened.json"]
+    assert wcell["config"]["space"] == "whitened" and wcell["info"]["space"] == "whitened"
 
 
 def test_a_method_is_one_plugin_file(corpus_dir, corpus, tmp_path):

@@ -136,6 +136,36 @@ def test_prior_weight_pulls_towards_the_prior_mean():
     assert np.sum((tied - mean) ** 2) < np.sum((free - mean) ** 2)
 
 
+def test_whitened_space_square_root_and_first_step():
+    from vocalfx.ito import _sqrt_cov
+
+    prior = GaussianPrior.default()
+    S = _sqrt_cov(prior)
+    C = prior.cov
+    # S is the symmetric square root of the covariance (oracle: S S = C, S = S^T).
+    assert torch.allclose(S, S.T, atol=1e-12)
+    assert float((S @ S - C).abs().max()) <= 1e-9 * float(C.abs().max())
+    # Adam's first step moves every coordinate of its variable by lr * sign(gradient): in
+    # whitened space the raw vector must therefore move by S @ dz with |dz_i| = lr for all i.
+    dry, ref = vocal_like(4.0), bright_reference()
+    after = []
+    match(dry, ref, SR, encoder="mfcc", alpha=1.0, steps=1, chunk_seconds=CHUNK, progress=False, lr=0.05,
+          space="whitened", callback=lambda i, v: after.append(v.double()))
+    dz = torch.linalg.solve(S, after[0] - prior.mean.float().double())
+    assert torch.allclose(dz.abs(), torch.full_like(dz, 0.05), rtol=2e-3, atol=1e-5), dz.abs().min()
+
+
+def test_whitened_space_moves_towards_the_reference():
+    dry, ref = vocal_like(4.0), bright_reference()
+    res = match(dry, ref, SR, encoder="mfcc", alpha=0.0, steps=20, chunk_seconds=CHUNK, progress=False, space="whitened")
+    r = res.report
+    assert r.space == "whitened" and "whitened space" in r.summary()
+    assert np.isfinite(res.preset.raw).all() and torch.isfinite(res.audio).all()
+    assert r.loss < r.initial_loss - 0.05, r.summary()
+    with pytest.raises(MatchError, match="space must be one of raw, whitened"):
+        match(dry, ref, SR, steps=1, chunk_seconds=CHUNK, progress=False, space="diagonal")
+
+
 def test_match_accepts_other_rates_and_files(tmp_path):
     dry, ref = vocal_like(4.0), bright_reference()
     import torchaudio.functional as AF
@@ -229,6 +259,9 @@ def test_cli_match_writes_audio_preset_and_report(tmp_path, capsys):
     # same seed, same inputs -> the same preset
     assert main(["match", *args[:3], str(tmp_path / "out2.wav"), *args[4:-2]]) == 0
     assert np.array_equal(Preset.from_json(tmp_path / "out2.preset.json").raw, preset.raw)
+    # --space reaches match and its report
+    assert main(["match", *args[:3], str(tmp_path / "out3.wav"), *args[4:], "--space", "whitened"]) == 0
+    assert json.loads((tmp_path / "report.json").read_text())["report"]["space"] == "whitened"
 
 
 def test_cli_match_errors_are_one_line(tmp_path, capsys):

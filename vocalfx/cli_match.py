@@ -81,7 +81,7 @@ def cmd_match(a: argparse.Namespace) -> int:
     options = {"checkpoint": a.afx_rep} if a.encoder == "afx-rep" and a.afx_rep else None
     res = match(
         a.dry, reference, SAMPLE_RATE,
-        encoder=a.encoder, alpha=a.alpha, steps=a.steps, seed=a.seed, lr=a.lr, prior=prior, init=init,
+        encoder=a.encoder, alpha=a.alpha, steps=a.steps, seed=a.seed, lr=a.lr, space=a.space, prior=prior, init=init,
         chunk_seconds=a.chunk_seconds, normalize_reference=not a.keep_reference_level,
         encoder_options=options, progress=not a.quiet, name=a.name or out.stem,
     )
@@ -137,6 +137,8 @@ def register(sub) -> None:
     m.add_argument("--alpha", type=float, default=1.0, help="prior weight, 0 = no prior (default: 1)")
     m.add_argument("--steps", type=int, default=None, help=f"Adam steps (default: {DEFAULT_STEPS})")
     m.add_argument("--lr", type=float, default=None, help=f"initial learning rate, cosine-decayed to a tenth (default: {DEFAULT_LR})")
+    m.add_argument("--space", default="raw", choices=("raw", "whitened"),
+                   help="where Adam steps: raw values (default, as DiffVox) or the prior's whitened coordinates, lr in prior standard deviations (docs/match.md)")
     m.add_argument("--seed", type=int, default=0, help="seed; the same seed and inputs give the same result (default: 0)")
     m.add_argument("--prior", default=None, help="prior .npz (from `vocalfx prior fit`) or 'default' (the shipped prior)")
     m.add_argument("--init", default=None, help="starting preset (file or shipped name; default: the prior mean)")

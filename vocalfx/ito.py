@@ -21,6 +21,7 @@ DiffVox's ``ito.py`` (Yu et al., WASPAA 2025, after Steinmetz et al.'s ST-ITO):
 5. **Adam** on the raw vector from the prior mean; the parameters of the lowest loss seen are kept.
    Defaults (:data:`DEFAULT_STEPS`, :data:`DEFAULT_LR`, cosine decay) come from the convergence
    measurement in ``docs/match.md``; DiffVox ran 1000 steps at a learning rate of 0.01 on a GPU.
+   ``space="whitened"`` steps in the prior's whitened coordinates instead (measured there too).
 6. **Render** the whole dry (at -18 LUFS) with the result. The output is not normalised: its level
    is what the preset makes of a -18 LUFS input (reported in :class:`MatchReport`).
 
@@ -65,6 +66,8 @@ CHUNK_SECONDS = 11.0
 #: Default Adam steps and initial learning rate (measured in ``docs/match.md``).
 DEFAULT_STEPS = 100
 DEFAULT_LR = 0.05
+#: Where Adam steps (see :func:`match`'s ``space``).
+SPACES = ("raw", "whitened")
 #: A chunk is active when the median over time of its 50 ms running peak exceeds this (-60 dBFS).
 ACTIVE_PEAK = 1e-3
 _ACTIVE_WINDOW_S = 0.05
@@ -95,7 +98,8 @@ class MatchReport:
         dry_gain_db, reference_gain_db: gains that brought each to -18 LUFS.
         output_peak_dbfs, output_lufs: level of the returned audio.
         recoveries: non-finite steps undone (``{"step", "reason", "lr"}``).
-        seconds: wall-clock time (s); ``init``: where the optimiser started.
+        seconds: wall-clock time (s); ``init``: where the optimiser started; ``space``: where
+            Adam stepped (``match``'s ``space``).
     """
 
     encoder: str
@@ -123,6 +127,7 @@ class MatchReport:
     output_peak_dbfs: float = float("nan")
     output_lufs: float = float("nan")
     init: str = "prior mean"
+    space: str = "raw"
     recoveries: List[Dict[str, object]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -132,7 +137,8 @@ class MatchReport:
     def summary(self) -> str:
         """A few human-readable lines (what ``vocalfx match`` prints)."""
         lines = [
-            f"encoder {self.encoder}, alpha {self.alpha:g}, {self.steps} steps (lr {self.lr:g}), best at step {self.best_step}",
+            f"encoder {self.encoder}, alpha {self.alpha:g}, {self.steps} steps (lr {self.lr:g}"
+            + ("" if self.space == "raw" else f", {self.space} space") + f"), best at step {self.best_step}",
             f"loss {self.initial_loss:.4f} -> {self.loss:.4f}  (-log p(y|x) {self.initial_nll:.4f} -> {self.nll:.4f}, "
             f"log p(x) {self.initial_log_prior:.1f} -> {self.log_prior:.1f})",
             f"RMS embedding angle to the reference: mid {self.initial_sigma_mid_deg:.2f} -> {self.sigma_mid_deg:.2f} deg, "
@@ -290,6 +296,14 @@ def ito_nll(
     return nll, sigmas[0], sigmas[1]
 
 
+def _sqrt_cov(prior) -> torch.Tensor:
+    """Symmetric square root of the prior's covariance, ``(130, 130)`` float64."""
+    w, V = torch.linalg.eigh(prior.cov.double())
+    if not bool(w.min() > 0):
+        raise MatchError("space='whitened' needs a positive definite prior covariance")
+    return (V * w.sqrt()) @ V.T
+
+
 def _cosine_lr(lr: float, final_ratio: float, step: int, steps: int) -> float:
     if steps <= 1:
         return lr
@@ -325,6 +339,7 @@ def match(
     seed: int = 0,
     lr: Optional[float] = None,
     lr_final_ratio: float = 0.1,
+    space: str = "raw",
     prior=None,
     init=None,
     chunk_seconds: float = CHUNK_SECONDS,
@@ -355,6 +370,11 @@ def match(
         seed: makes the run reproducible (it seeds torch for the run).
         lr: initial learning rate (default :data:`DEFAULT_LR`), cosine-decayed to
             ``lr * lr_final_ratio`` at the last step.
+        space: where Adam takes its steps. ``"raw"`` (default, as DiffVox): on the raw vector
+            itself, so every raw value moves by about ``lr`` per step whatever its spread in the
+            prior. ``"whitened"``: on ``z`` with ``raw = init + C^(1/2) z`` (``C`` the prior's
+            covariance, symmetric square root), so a step moves about ``lr`` prior standard
+            deviations along each principal direction of the prior; ``lr`` is then in those units.
         prior: a :class:`~vocalfx.prior.GaussianPrior`; default the shipped prior
             (``GaussianPrior.default()``).
         init: starting point: ``None``/``"mean"`` (the prior mean), a :class:`Preset` or a raw
@@ -411,6 +431,8 @@ def match(
         raise MatchError(f"lr_final_ratio must lie in (0, 1], got {lr_final_ratio!r}")
     if not chunk_seconds > 0:
         raise MatchError(f"chunk_seconds must be positive, got {chunk_seconds!r}")
+    if space not in SPACES:
+        raise MatchError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
     if prior is None:
         from .prior import GaussianPrior
 
@@ -478,16 +500,29 @@ def match(
         loss = nll - alpha * log_prior if alpha > 0 else nll
         return loss, nll, log_prior, s_mid, s_side
 
-    raw = torch.tensor(raw0, dtype=torch.float32)
+    raw0_t = torch.tensor(raw0, dtype=torch.float32)
     with torch.no_grad():
-        init_vals = [float(t) for t in objective(raw)]
+        init_vals = [float(t) for t in objective(raw0_t)]
     if not all(math.isfinite(t) for t in init_vals):
         raise MatchError(f"the initial parameters ({init_label}) give a non-finite loss; choose another init")
 
-    raw = raw.clone().requires_grad_(True)
-    opt = torch.optim.Adam([raw], lr=lr)
-    last_good = raw.detach().clone()
-    best = (init_vals[0], raw.detach().clone(), 0, init_vals)
+    # Adam's variable: the raw vector itself, or z with raw = raw0 + C^(1/2) z.
+    if space == "whitened":
+        sqrt_cov = _sqrt_cov(prior).to(torch.float32)
+
+        def to_raw(z: torch.Tensor) -> torch.Tensor:
+            return raw0_t + sqrt_cov @ z
+
+        var = torch.zeros(P.NUM_PARAMS, dtype=torch.float32, requires_grad=True)
+    else:
+
+        def to_raw(z: torch.Tensor) -> torch.Tensor:
+            return z
+
+        var = raw0_t.clone().requires_grad_(True)
+    opt = torch.optim.Adam([var], lr=lr)
+    last_good = var.detach().clone()
+    best = (init_vals[0], raw0_t.clone(), 0, init_vals)
     history: List[Dict[str, float]] = []
     recoveries: List[Dict[str, object]] = []
     failures, lr_scale = 0, 1.0
@@ -498,13 +533,14 @@ def match(
             for group in opt.param_groups:
                 group["lr"] = cur_lr
             opt.zero_grad(set_to_none=True)
+            raw = to_raw(var)
             loss, nll, log_prior, s_mid, s_side = objective(raw)
             reason = None
             if not torch.isfinite(loss):
                 reason = "non-finite loss"
             else:
                 loss.backward()
-                if raw.grad is None or not torch.isfinite(raw.grad).all():
+                if var.grad is None or not torch.isfinite(var.grad).all():
                     reason = "non-finite gradient"
             if reason is not None:
                 failures += 1
@@ -518,28 +554,30 @@ def match(
                         "(try a smaller lr or a larger alpha)"
                     )
                 with torch.no_grad():
-                    raw.copy_(last_good)
-                opt = torch.optim.Adam([raw], lr=cur_lr / 2.0)  # drop moment estimates poisoned by the bad step
+                    var.copy_(last_good)
+                opt = torch.optim.Adam([var], lr=cur_lr / 2.0)  # drop moment estimates poisoned by the bad step
                 bar.update(1)
                 continue
             failures = 0
             vals = [float(t.detach()) for t in (loss, nll, log_prior, s_mid, s_side)]
-            last_good = raw.detach().clone()
+            last_good = var.detach().clone()
             if vals[0] < best[0]:
-                best = (vals[0], last_good, step, vals)
+                best = (vals[0], raw.detach().clone(), step, vals)
             history.append({"step": step, "loss": vals[0], "nll": vals[1], "log_prior": vals[2],
                             "sigma_mid_deg": vals[3] * deg, "sigma_side_deg": vals[4] * deg, "lr": cur_lr})
             opt.step()
             if callback is not None:
-                callback(step, raw.detach().clone())
+                with torch.no_grad():
+                    callback(step, to_raw(var).detach().clone())
             bar.set_postfix({"loss": f"{vals[0]:.4f}", "best": f"{best[0]:.4f}"}, refresh=False)
             bar.update(1)
     # The last step's update is never scored by the loop: score it once so it can win.
     if steps > 0 and failures == 0:
         with torch.no_grad():
-            final = [float(t) for t in objective(raw.detach())]
+            raw = to_raw(var).detach()
+            final = [float(t) for t in objective(raw)]
         if all(math.isfinite(t) for t in final) and final[0] < best[0]:
-            best = (final[0], raw.detach().clone(), steps, final)
+            best = (final[0], raw.clone(), steps, final)
 
     best_vals, best_raw, best_step = best[3], best[1], best[2]
     vec = best_raw.double().numpy()
@@ -566,7 +604,7 @@ def match(
         n_dry_chunks=dry_chunks.shape[0], n_dry_chunks_dropped=dry_dropped,
         chunk_seconds=chunk / rate, dry_gain_db=dry_gain_db, reference_gain_db=ref_gain_db,
         output_peak_dbfs=20.0 * math.log10(max(peak, 1e-30)), output_lufs=out_lufs,
-        init=init_label, recoveries=recoveries, seconds=time.perf_counter() - t0,
+        init=init_label, space=space, recoveries=recoveries, seconds=time.perf_counter() - t0,
     )
     preset = Preset(
         vec,

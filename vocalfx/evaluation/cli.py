@@ -35,7 +35,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
         encoder_options["afx-rep"] = {"checkpoint": a.afx_rep}
     options = MethodOptions(
         encoders=encoders, alphas=alphas, collection=a.collection, prior=a.prior, ito_steps=a.ito_steps,
-        ito_lr=a.ito_lr, seed=a.seed, encoder_options=encoder_options,
+        ito_lr=a.ito_lr, ito_space=a.ito_space, seed=a.seed, encoder_options=encoder_options,
     )
     methods = parse_methods(a.methods, options)
     if "afx-rep" in {getattr(m, "encoder", None) for m in methods} and not a.afx_rep:
@@ -89,6 +89,7 @@ def _command(a: argparse.Namespace) -> str:
         ("--encoders", a.encoders, "mfcc,mir"), ("--alphas", a.alphas, None), ("--collection", a.collection, None),
         ("--prior", a.prior, None), ("--presets", a.presets, None), ("--tracks", a.tracks, None),
         ("--chunk-seconds", a.chunk_seconds, None), ("--ito-steps", a.ito_steps, None), ("--ito-lr", a.ito_lr, None),
+        ("--ito-space", a.ito_space, None),
         ("--seed", a.seed, 0), ("--afx-rep", a.afx_rep, None), ("--jobs", a.jobs, 1), ("--threads", a.threads, None),
     ]:
         if value != default:
@@ -137,6 +138,7 @@ def register(subparsers) -> None:
                    help="chunk length in s (default: the protocol's, 11 s; a changed value needs a new --out)")
     p.add_argument("--ito-steps", type=int, default=None, help="Adam steps per ITO run (default: vocalfx.match's)")
     p.add_argument("--ito-lr", type=float, default=None, help="ITO learning rate (default: vocalfx.match's)")
+    p.add_argument("--ito-space", default=None, choices=("raw", "whitened"), help="where ITO's Adam steps (default: vocalfx.match's, raw)")
     p.add_argument("--seed", type=int, default=0, help="seed of stochastic methods (default: 0)")
     p.add_argument("--afx-rep", default=None, metavar="CKPT", help="AFx-Rep checkpoint file, for --encoders afx-rep")
     p.add_argument("--jobs", "-j", type=int, default=1,

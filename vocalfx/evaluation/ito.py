@@ -38,12 +38,13 @@ class InferenceTimeOptimisation(Method):
     ``ito:ENCODER:ALPHA``. Steps, learning rate and seed come from :class:`MethodOptions`.
     """
 
-    def __init__(self, encoder: str, alpha: float, steps=None, lr=None, seed: int = 0) -> None:
+    def __init__(self, encoder: str, alpha: float, steps=None, lr=None, seed: int = 0, space=None) -> None:
         self.encoder = encoder
         self.alpha = float(alpha)
         self.steps = steps
         self.lr = lr
         self.seed = int(seed)
+        self.space = space
 
     @classmethod
     def expand(cls, args: Sequence[str], options: MethodOptions) -> List[Method]:
@@ -52,14 +53,15 @@ class InferenceTimeOptimisation(Method):
         encoders = [args[0]] if args else list(options.encoders)
         alphas = [parse_alpha(args[1])] if len(args) > 1 else list(options.alphas or DEFAULT_ALPHAS)
         return [
-            cls(check_encoder(e), a, steps=options.ito_steps, lr=options.ito_lr, seed=options.seed)
+            cls(check_encoder(e), a, steps=options.ito_steps, lr=options.ito_lr, seed=options.seed, space=options.ito_space)
             for e in encoders
             for a in alphas
         ]
 
     @property
     def name(self) -> str:
-        return f"ito-{self.encoder}-a{_format_alpha(self.alpha)}"
+        suffix = "" if self.space in (None, "raw") else f"-{self.space}"
+        return f"ito-{self.encoder}-a{_format_alpha(self.alpha)}{suffix}"
 
     @property
     def spec(self) -> str:
@@ -68,11 +70,15 @@ class InferenceTimeOptimisation(Method):
     def _settings(self):
         from ..ito import DEFAULT_LR, DEFAULT_STEPS
 
-        return (DEFAULT_STEPS if self.steps is None else int(self.steps), DEFAULT_LR if self.lr is None else float(self.lr))
+        return (
+            DEFAULT_STEPS if self.steps is None else int(self.steps),
+            DEFAULT_LR if self.lr is None else float(self.lr),
+            "raw" if self.space is None else str(self.space),
+        )
 
     def config(self, context: EvalContext) -> Dict[str, Any]:
-        steps, lr = self._settings()
-        return {
+        steps, lr, space = self._settings()
+        config = {
             "method": self.name,
             "encoder": self.encoder,
             "encoder_options": {k: str(v) for k, v in context.encoder_options(self.encoder).items()},
@@ -82,11 +88,14 @@ class InferenceTimeOptimisation(Method):
             "seed": self.seed,
             "prior": context.prior_id(),
         }
+        if space != "raw":  # cells computed before the option existed stepped in raw space
+            config["space"] = space
+        return config
 
     def predict(self, track: TrackData, context: EvalContext) -> Prediction:
         from ..ito import MatchError, match
 
-        steps, lr = self._settings()
+        steps, lr, space = self._settings()
         n_in, _, length = track.input.shape
         dry = track.input.permute(1, 0, 2).reshape(1, n_in * length)
         n_ref = track.reference.shape[0]
@@ -94,7 +103,7 @@ class InferenceTimeOptimisation(Method):
         try:
             res = match(
                 dry, reference, track.sample_rate,
-                encoder=self.encoder, alpha=self.alpha, steps=steps, lr=lr, seed=self.seed,
+                encoder=self.encoder, alpha=self.alpha, steps=steps, lr=lr, space=space, seed=self.seed,
                 prior=context.prior(), chunk_seconds=track.chunk_seconds, normalize_reference=False,
                 encoder_options=context.encoder_options(self.encoder) or None, progress=False,
                 name=f"{track.name}-{self.name}",

@@ -100,7 +100,8 @@ class MethodOptions:
             DiffVox folder (its ``train_index.npy`` rows when present); ``None``: the shipped
             ``vocalfx-starter.json``.
         prior: a prior ``.npz`` file; ``None``: the shipped default prior.
-        ito_steps, ito_lr: optimiser settings for ``ito`` (``None``: :func:`vocalfx.match`'s defaults).
+        ito_steps, ito_lr, ito_space: optimiser settings for ``ito`` (``None``: :func:`vocalfx.match`'s
+            defaults).
         seed: seed for stochastic methods.
         encoder_options: per-encoder constructor keywords, e.g.
             ``{"afx-rep": {"checkpoint": "afx-rep.ckpt"}}``.
@@ -112,6 +113,7 @@ class MethodOptions:
     prior: Optional[str] = None
     ito_steps: Optional[int] = None
     ito_lr: Optional[float] = None
+    ito_space: Optional[str] = None
     seed: int = 0
     encoder_options: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
