@@ -119,8 +119,9 @@ def main() -> None:
         tgt = TARGETS.get(case)
         tgt_s = f"<= {tgt} s: {'met' if r['median_s'] <= tgt else 'NOT met'}" if tgt else ""
         print(f"{case:<18} {r['median_s']:9.3f} {r['min_s']:8.3f} {r['peak_rss_mb']:12.0f}  {tgt_s}")
-    print(f"allocator: {'freed memory kept in the heap (vocalfx/_alloc.py)' if r['heap_kept'] else 'untouched'}; "
-          "set VOCALFX_KEEP_HEAP=0 to compare; load average after "
+    alloc = ("freed memory kept in the heap (vocalfx/_alloc.py); set VOCALFX_KEEP_HEAP=0 to compare" if r["heap_kept"]
+             else "untouched (VOCALFX_KEEP_HEAP=0, or not glibc)")
+    print(f"allocator: {alloc}; load average after "
           + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
