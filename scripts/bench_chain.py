@@ -32,7 +32,6 @@ TARGETS = {"render-10s": 0.15, "fwdbwd-4x11s": 0.8}
 def _preset_vectors(n: int):
     import torch
 
-    from vocalfx.params import default_vector
     from vocalfx.render import resolve_preset
 
     names = ["pop-lead", "wide-hall", "natural", "slapback"]

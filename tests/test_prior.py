@@ -17,7 +17,6 @@ import pytest
 import torch
 from scipy import stats
 
-import vocalfx
 from vocalfx import VocalChain
 from vocalfx.params import LAYOUT_ID, NUM_PARAMS, from_diffvox
 from vocalfx.prior import GaussianPrior, ledoit_wolf

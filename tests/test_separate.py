@@ -156,7 +156,7 @@ def test_chunked_cross_fade_is_exact_for_identity():
     assert Identity.calls == 4
     torch.testing.assert_close(v, x, atol=1e-6, rtol=0)
     assert torch.equal(a, torch.zeros_like(x))
-    starts, covered = [], 0
+    covered = 0
     for start, bv, _ in iter_separate(lambda s, e: x[:, s:e].clone(), x.shape[-1], SR, Identity(),
                                       chunk_seconds=3.0, overlap_seconds=0.5):
         assert start == covered

@@ -169,8 +169,6 @@ def _load_prior(spec: Optional[str]):
 
 
 def cmd_prior_fit(a: argparse.Namespace) -> int:
-    import numpy as np
-
     from .preset import collection_vectors, import_diffvox_collection, load_collection
     from .prior import GaussianPrior
 
@@ -194,7 +192,7 @@ def cmd_prior_fit(a: argparse.Namespace) -> int:
     _refuse_same(out, [p for p in inputs if p.exists()])
     n = len(presets)
     if n < 2:
-        raise CLIError(f"{src}: a prior needs at least 2 presets, got {n}" + (f" (after --index-file)" if a.index_file else ""))
+        raise CLIError(f"{src}: a prior needs at least 2 presets, got {n}" + (" (after --index-file)" if a.index_file else ""))
     shrinkage = None if a.shrinkage == "none" else a.shrinkage
     source = f"fitted by `vocalfx prior fit` from {kind} {src.name}" + (f" rows in {Path(a.index_file).name}" if a.index_file else "")
     prior = GaussianPrior.fit(collection_vectors(presets), shrinkage=shrinkage, source=source)

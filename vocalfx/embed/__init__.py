@@ -205,4 +205,4 @@ def get_encoder(name: str, sample_rate: int = 44100, **kwargs: Any) -> StereoEnc
 # Encoder modules register themselves with the registry above when imported, so they come last.
 # New encoders: add their import here (e.g. ``from .afx_rep import AFxRepEncoder``).
 from .features import MFCCEncoder, MIREncoder  # noqa: E402
-from .afx_rep import AFxRepEncoder  # noqa: E402
+from .afx_rep import AFxRepEncoder  # noqa: E402, F401  (imported to register the encoder)

@@ -26,7 +26,6 @@ import math
 import multiprocessing
 import os
 import platform
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -364,7 +363,7 @@ def evaluate(
         raise EvalError(f"duplicate method names: {names}")
     context = EvalContext(options)
     configs = {m.name: _norm(m.config(context)) for m in methods}
-    for enc in sorted({getattr(m, "encoder") for m in methods if hasattr(m, "encoder")}):
+    for enc in sorted({m.encoder for m in methods if hasattr(m, "encoder")}):
         context.encoder(enc)  # fail now (unknown encoder, missing checkpoint), not in a worker
 
     # Plan: which cells are finished, which are pending.

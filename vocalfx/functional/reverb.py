@@ -13,7 +13,7 @@ pass reuses the factors for the adjoint solve. This is an order of magnitude fas
 from __future__ import annotations
 
 import math
-from typing import Sequence, Tuple
+from typing import Sequence
 
 import numpy as np
 import torch

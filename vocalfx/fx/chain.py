@@ -79,7 +79,6 @@ class VocalChain(nn.Module):
         return torch.stack(bs, 1), torch.stack(as_, 1)
 
     def render_native(self, x: torch.Tensor, native: torch.Tensor) -> torch.Tensor:
-        T = x.shape[-1]
         b, a = self.eq_coeffs(native)
         x_eq = VF.sosfilt(x, b, a)
         u = self.comp(x_eq, native)  # (B, 1, T)

@@ -17,7 +17,6 @@ Long inputs are separated in overlapping chunks (:mod:`vocalfx.separate.chunks`)
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional, Tuple, Union
 
 import torch
