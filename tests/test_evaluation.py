@@ -211,6 +211,30 @@ def test_ito_method_runs_match_on_the_chunks(corpus_dir, corpus, tmp_path):
     assert wcell["config"]["space"] == "whitened" and wcell["info"]["space"] == "whitened"
 
 
+def test_ito_from_the_nearest_preset(corpus_dir, corpus, tmp_path):
+    opts = _opts(corpus_dir, ito_steps=2)
+    assert not any(m.name.startswith("ito-nn") for m in parse_methods(["all"], opts))  # asked for by name only
+    methods = parse_methods(["nn-emb:mfcc", "ito-nn:mfcc:0.1"], opts)
+    assert [m.name for m in methods] == ["nn-emb-mfcc", "ito-nn-mfcc-a0.1"]
+    assert parse_methods([methods[1].spec], opts)[0].name == "ito-nn-mfcc-a0.1"
+    res = evaluate(corpus, methods, tmp_path / "out", options=opts, progress=False)
+    assert res.failed == 0, res.errors
+    cells = _cells(tmp_path / "out")
+    for t in ("v0", "v1"):
+        nn, ito = cells[f"{t}/nn-emb-mfcc.json"], cells[f"{t}/ito-nn-mfcc-a0.1.json"]
+        assert ito["config"]["init"] == "nn-emb" and ito["info"]["init_index"] == nn["info"]["index"]
+        assert ito["info"]["init"] == "given vector"
+        # it started from the retrieved preset: its initial loss is that preset's MAP loss, and it
+        # returns the lowest loss seen, so it can only improve on the start
+        assert ito["info"]["loss"] <= ito["info"]["initial_loss"]
+        # match re-normalises the input chunks to -18 LUFS (info.dry_gain_db, a fraction of a dB
+        # here), which moves the compressor a little: same preset, nearly the same likelihood
+        assert abs(ito["info"]["dry_gain_db"]) < 1.0
+        assert ito["info"]["initial_nll"] == pytest.approx(nn["info"]["nll"], abs=0.01)
+        # the time charged includes the retrieval's
+        assert ito["seconds"]["predict"] >= nn["seconds"]["predict"] * 0.5
+
+
 def test_a_method_is_one_plugin_file(corpus_dir, corpus, tmp_path):
     plugin = tmp_path / "zero_method.py"
     plugin.write_text(

@@ -93,6 +93,10 @@ class InferenceTimeOptimisation(Method):
         return config
 
     def predict(self, track: TrackData, context: EvalContext) -> Prediction:
+        return self._match(track, context)
+
+    def _match(self, track: TrackData, context: EvalContext, init=None) -> Prediction:
+        """Run :func:`vocalfx.match` on the track's chunks from ``init`` (``None``: the prior mean)."""
         from ..ito import MatchError, match
 
         steps, lr, space = self._settings()
@@ -104,7 +108,7 @@ class InferenceTimeOptimisation(Method):
             res = match(
                 dry, reference, track.sample_rate,
                 encoder=self.encoder, alpha=self.alpha, steps=steps, lr=lr, space=space, seed=self.seed,
-                prior=context.prior(), chunk_seconds=track.chunk_seconds, normalize_reference=False,
+                prior=context.prior(), init=init, chunk_seconds=track.chunk_seconds, normalize_reference=False,
                 encoder_options=context.encoder_options(self.encoder) or None, progress=False,
                 name=f"{track.name}-{self.name}",
             )

@@ -233,10 +233,13 @@ class Method:
         family: the registry name.
         needs_true_preset: the method reads ``track.true_vector`` (oracle-informed); it is not
             run on tracks without a true preset.
+        in_all: the spec ``all`` includes this family (``False`` for variants that must be
+            asked for by name).
     """
 
     family: ClassVar[str] = ""
     needs_true_preset: ClassVar[bool] = False
+    in_all: ClassVar[bool] = True
 
     @classmethod
     def expand(cls, args: Sequence[str], options: MethodOptions) -> List["Method"]:
@@ -305,7 +308,7 @@ def parse_methods(specs: Sequence[str], options: MethodOptions) -> List[Method]:
         for spec in (s.strip() for s in str(item).split(",")):
             if not spec:
                 continue
-            families = available_methods() if spec == "all" else [spec]
+            families = [f for f in available_methods() if _METHODS[f].in_all] if spec == "all" else [spec]
             for fam_spec in families:
                 family, *args = fam_spec.split(":")
                 if family not in _METHODS:
@@ -411,3 +414,4 @@ class NearestParameters(Method):
 # Methods in their own modules register themselves when imported.
 from . import nn_embed as _nn_embed  # noqa: E402,F401
 from . import ito as _ito  # noqa: E402,F401
+from . import ito_nn as _ito_nn  # noqa: E402,F401
