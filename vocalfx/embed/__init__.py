@@ -206,3 +206,4 @@ def get_encoder(name: str, sample_rate: int = 44100, **kwargs: Any) -> StereoEnc
 # New encoders: add their import here (e.g. ``from .afx_rep import AFxRepEncoder``).
 from .features import MFCCEncoder, MIREncoder  # noqa: E402
 from .afx_rep import AFxRepEncoder  # noqa: E402, F401  (imported to register the encoder)
+from .fx import FxEncoder  # noqa: E402, F401  (imported to register the encoder)
