@@ -14,9 +14,10 @@ import soundfile as sf
 import torch
 
 from vocalfx import params as P
-from vocalfx import fit as F
+from vocalfx.matching import fit as F
 from vocalfx.cli import main
-from vocalfx.fit import FitError, align_pair, chunk_pair, find_lag, fit_pair, pair_loss
+from vocalfx.matching import FitError, align_pair, find_lag, fit_pair, pair_loss
+from vocalfx.matching.chunks import chunk_pair
 from vocalfx.io import load_audio, loudness_normalize
 from vocalfx.metrics import mss, pmse
 from vocalfx.preset import Preset

@@ -18,7 +18,7 @@ import vocalfx
 from vocalfx import params as P
 from vocalfx.cli import main
 from vocalfx.embed import MFCCEncoder, StereoEncoder, register_encoder
-from vocalfx.ito import MatchError, active_chunks, ito_nll, match
+from vocalfx.matching import MatchError, active_chunks, ito_nll, match
 from vocalfx.preset import Preset
 from vocalfx.prior import GaussianPrior
 from vocalfx.render import render
@@ -137,10 +137,10 @@ def test_prior_weight_pulls_towards_the_prior_mean():
 
 
 def test_whitened_space_square_root_and_first_step():
-    from vocalfx.ito import _sqrt_cov
+    from vocalfx.matching.optimize import prior_sqrt_cov
 
     prior = GaussianPrior.default()
-    S = _sqrt_cov(prior)
+    S = prior_sqrt_cov(prior.cov)
     C = prior.cov
     # S is the symmetric square root of the covariance (oracle: S S = C, S = S^T).
     assert torch.allclose(S, S.T, atol=1e-12)

@@ -1,23 +1,32 @@
-"""Matching: inference-time optimisation (``match``) and pair fitting (``fit_pair``).
+"""Matching: find the chain's parameters for a dry vocal, from a reference or from a wet pair.
 
-(Transitional facade while the code moves here from ``vocalfx.ito`` and ``vocalfx.fit``.)
+- :func:`match` (:mod:`.ito`): MAP inference-time optimisation against a reference vocal under an
+  audio encoder and the Gaussian prior (DiffVox's ``ito.py``).
+- :func:`fit_pair` (:mod:`.fit`): fit a dry/wet pair of the same performance on an audio loss
+  (DiffVox's ``main.py``, how its preset collections were made).
+
+Both stand on the same pieces: :mod:`.chunks` (the protocol's constants, chunking and activity
+rule, also used by :mod:`vocalfx.evaluation`), :mod:`.objectives` (``ito_nll``, ``pair_loss``),
+:mod:`.start` (where optimisation starts) and :mod:`.optimize` (the one Adam loop: schedule,
+whitened space, best-step tracking, non-finite guard).
+
+The package is ``matching`` rather than ``match`` so that the function :func:`vocalfx.match`
+and a sub-package of the same name cannot shadow each other.
 """
 
-from ..fit import FitError, FitReport, FitResult, fit_pair
-from ..fit import DEFAULT_LR as FIT_DEFAULT_LR, DEFAULT_STEPS as FIT_DEFAULT_STEPS
-from ..ito import (
-    CHUNK_SECONDS,
-    DEFAULT_LR,
-    DEFAULT_STEPS,
-    TARGET_LUFS,
-    MatchError,
-    MatchReport,
-    MatchResult,
-    match,
-)
+from .chunks import CHUNK_SECONDS, TARGET_LUFS, active_chunks
+from .fit import DEFAULT_LR as FIT_DEFAULT_LR
+from .fit import DEFAULT_STEPS as FIT_DEFAULT_STEPS
+from .fit import FitError, FitReport, FitResult, align_pair, find_lag, fit_pair
+from .ito import DEFAULT_LR, DEFAULT_STEPS, SPACES, MatchError, MatchReport, MatchResult, match
+from .objectives import LOSS_WEIGHTS, ito_nll, pair_loss
+from .optimize import Evaluation, OptimResult, run_adam
 
 __all__ = [
-    "match", "MatchResult", "MatchReport", "MatchError",
-    "fit_pair", "FitResult", "FitReport", "FitError",
-    "DEFAULT_STEPS", "DEFAULT_LR", "FIT_DEFAULT_STEPS", "FIT_DEFAULT_LR", "CHUNK_SECONDS", "TARGET_LUFS",
+    "match", "MatchResult", "MatchReport", "MatchError", "DEFAULT_STEPS", "DEFAULT_LR", "SPACES",
+    "fit_pair", "FitResult", "FitReport", "FitError", "find_lag", "align_pair",
+    "FIT_DEFAULT_STEPS", "FIT_DEFAULT_LR",
+    "ito_nll", "pair_loss", "LOSS_WEIGHTS",
+    "active_chunks", "CHUNK_SECONDS", "TARGET_LUFS",
+    "run_adam", "Evaluation", "OptimResult",
 ]

@@ -1,0 +1,448 @@
+"""Match a dry vocal to a reference: MAP inference-time optimisation (ITO) of the vocal chain.
+
+:func:`match` finds the 130 raw values of the chain whose render of the dry vocal sounds, to an
+audio encoder, like the reference vocal, regularised by a Gaussian prior over presets. It follows
+DiffVox's ``ito.py`` (Yu et al., WASPAA 2025, after Steinmetz et al.'s ST-ITO):
+
+1. **Loudness**: the dry and the reference are each normalised to -18 LUFS
+   (:func:`vocalfx.io.loudness_normalize`), the level the prior's presets were fitted at.
+2. **Chunks** (:func:`vocalfx.matching.chunks.active_chunks`): both are cut into
+   ``chunk_seconds`` (11 s) chunks; chunks whose median 50 ms running peak is below -60 dBFS
+   (DiffVox's rule) are dropped. Where the signal does
+   not end on a chunk boundary, one more chunk ending at the last sample is added, so no audio is
+   ignored (DiffVox drops the remainder).
+3. **Embeddings**: the reference chunks are embedded once; every step renders the dry chunks with
+   the current parameters and embeds them. Both are scaled by the same factor (one over the
+   reference chunks' peak) before embedding, as in DiffVox.
+4. **Loss** (:func:`vocalfx.matching.objectives.ito_nll`, the angular likelihood of ``SPEC.md``): with ``theta_ij`` the angle
+   between predicted chunk ``i`` and reference chunk ``j`` (mid and side separately) and
+   ``sigma^2 = mean theta^2``, ``-log p(y|theta) = log sigma_mid + log sigma_side + const``; the MAP
+   loss adds ``-alpha * log p(theta)`` under the prior (:class:`vocalfx.prior.GaussianPrior`,
+   full normalised log-density, as DiffVox). ``alpha = 0`` is maximum likelihood.
+5. **Adam** (:func:`vocalfx.matching.optimize.run_adam`, the loop shared with pair fitting) on
+   the raw vector from the prior mean; the parameters of the lowest loss seen are kept.
+   Defaults (:data:`DEFAULT_STEPS`, :data:`DEFAULT_LR`, cosine decay) come from the convergence
+   measurement in ``docs/match.md``; DiffVox ran 1000 steps at a learning rate of 0.01 on a GPU.
+   ``space="whitened"`` steps in the prior's whitened coordinates instead (measured there too).
+6. **Render** the whole dry (at -18 LUFS) with the result. The output is not normalised: its level
+   is what the preset makes of a -18 LUFS input (reported in :class:`MatchReport`).
+
+Numerical guard (the shared loop's): a step with a non-finite loss or gradient is undone, the
+learning rate halved, and the event recorded; too many in a row raise :class:`MatchError`. NaN
+parameters are never returned.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+
+from .. import params as P
+from ..errors import VocalfxError
+from ..preset import Preset
+from .chunks import CHUNK_SECONDS, TARGET_LUFS, active_chunks, active_mask
+from .errors import MatchError
+from .objectives import ito_nll
+from .optimize import Evaluation, prior_sqrt_cov, run_adam
+from .start import start_vector
+
+__all__ = [
+    "match",
+    "MatchResult",
+    "MatchReport",
+    "MatchError",
+    "DEFAULT_STEPS",
+    "DEFAULT_LR",
+    "SPACES",
+]
+
+#: Default Adam steps and initial learning rate (measured in ``docs/match.md``).
+DEFAULT_STEPS = 100
+DEFAULT_LR = 0.05
+#: Where Adam steps (see :func:`match`'s ``space``).
+SPACES = ("raw", "whitened")
+
+AudioLike = Union[torch.Tensor, np.ndarray, str, Path]
+
+
+@dataclass
+class MatchReport:
+    """What :func:`match` did, in numbers.
+
+    Attributes:
+        encoder: encoder name; ``alpha``: prior weight; ``steps``, ``lr``: optimiser settings;
+            ``best_step``: step whose parameters are returned (0 = the initial ones).
+        loss, nll, log_prior: the MAP loss, ``-log p(y|theta)`` and ``log p(theta)`` of the
+            returned parameters; ``initial_*``: the same at the start.
+        sigma_mid_deg, sigma_side_deg: RMS angle (degrees) between predicted and reference
+            embeddings for the returned parameters; ``initial_sigma_*``: at the start.
+        n_ref_chunks, n_dry_chunks: chunks used; ``n_ref_chunks_dropped``, ``n_dry_chunks_dropped``:
+            inactive chunks dropped.
+        chunk_seconds: chunk length (s).
+        dry_gain_db, reference_gain_db: gains that brought each to -18 LUFS.
+        output_peak_dbfs, output_lufs: level of the returned audio.
+        recoveries: non-finite steps undone (``{"step", "reason", "lr"}``).
+        seconds: wall-clock time (s); ``init``: where the optimiser started; ``space``: where
+            Adam stepped (``match``'s ``space``).
+    """
+
+    encoder: str
+    alpha: float
+    steps: int
+    lr: float
+    best_step: int
+    loss: float
+    nll: float
+    log_prior: float
+    sigma_mid_deg: float
+    sigma_side_deg: float
+    initial_loss: float
+    initial_nll: float
+    initial_log_prior: float
+    initial_sigma_mid_deg: float
+    initial_sigma_side_deg: float
+    n_ref_chunks: int
+    n_ref_chunks_dropped: int
+    n_dry_chunks: int
+    n_dry_chunks_dropped: int
+    chunk_seconds: float
+    dry_gain_db: float
+    reference_gain_db: float
+    output_peak_dbfs: float = float("nan")
+    output_lufs: float = float("nan")
+    init: str = "prior mean"
+    space: str = "raw"
+    seed: int = 0
+    recoveries: List[Dict[str, object]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> Dict[str, object]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """A few human-readable lines (what ``vocalfx match`` prints)."""
+        lines = [
+            f"encoder {self.encoder}, alpha {self.alpha:g}, {self.steps} steps (lr {self.lr:g}"
+            + ("" if self.space == "raw" else f", {self.space} space") + f"), best at step {self.best_step}",
+            f"loss {self.initial_loss:.4f} -> {self.loss:.4f}  (-log p(y|x) {self.initial_nll:.4f} -> {self.nll:.4f}, "
+            f"log p(x) {self.initial_log_prior:.1f} -> {self.log_prior:.1f})",
+            f"RMS embedding angle to the reference: mid {self.initial_sigma_mid_deg:.2f} -> {self.sigma_mid_deg:.2f} deg, "
+            f"side {self.initial_sigma_side_deg:.2f} -> {self.sigma_side_deg:.2f} deg",
+            f"chunks of {self.chunk_seconds:g} s: reference {self.n_ref_chunks}"
+            + (f" ({self.n_ref_chunks_dropped} silent dropped)" if self.n_ref_chunks_dropped else "")
+            + f", dry {self.n_dry_chunks}"
+            + (f" ({self.n_dry_chunks_dropped} silent dropped)" if self.n_dry_chunks_dropped else ""),
+            f"loudness gains to {TARGET_LUFS:g} LUFS: dry {self.dry_gain_db:+.2f} dB, reference {self.reference_gain_db:+.2f} dB; "
+            f"output {self.output_lufs:.1f} LUFS, peak {self.output_peak_dbfs:+.1f} dBFS",
+            f"time {self.seconds:.1f} s",
+        ]
+        if self.recoveries:
+            lines.append(f"{len(self.recoveries)} non-finite step(s) undone, each halving the learning rate")
+        return "\n".join(lines)
+
+
+@dataclass
+class MatchResult:
+    """Result of :func:`match`.
+
+    Attributes:
+        preset: the matched preset (expects a dry input at -18 LUFS); ``preset.extra["match"]``
+            holds the report.
+        audio: the whole dry vocal (at -18 LUFS) rendered with ``preset``, ``(2, time)`` float32
+            at ``sample_rate``.
+        history: one dict per attempted step: ``step``, ``loss``, ``nll``, ``log_prior``,
+            ``sigma_mid_deg``, ``sigma_side_deg``, ``lr`` (NaN losses for undone steps).
+        report: a :class:`MatchReport`.
+        sample_rate: rate of ``audio`` (Hz).
+    """
+
+    preset: Preset
+    audio: torch.Tensor
+    history: List[Dict[str, float]]
+    report: MatchReport
+    sample_rate: int
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs
+
+
+def _describe(source: AudioLike, name: str) -> str:
+    return f"{name} ({source})" if isinstance(source, (str, Path)) else name
+
+
+def _as_audio(source: AudioLike, name: str, sample_rate: int, mono: bool) -> Tuple[torch.Tensor, str]:
+    """``(channels, time)`` float32 at ``sample_rate`` from a tensor, array or file path."""
+    from ..io import load_audio
+
+    if isinstance(source, (str, Path)):
+        x = load_audio(source, sample_rate=sample_rate, mono=False)
+        label = str(source)
+        if mono and x.shape[0] > 1:
+            # A "stereo" dry whose channels are the same signal is a mono recording: accept it.
+            spread = float((x - x[:1]).abs().amax())
+            if spread > 1e-4 * float(x.abs().amax()):
+                raise MatchError(
+                    f"{label}: the dry vocal has {x.shape[0]} different channels; the chain takes a mono vocal. "
+                    "Pass one channel or a downmix (e.g. `sox in.wav -c 1 out.wav`)."
+                )
+            x = x[:1]
+        return x, label
+    x = torch.as_tensor(source)
+    label = name
+    if x.dim() != 2:
+        raise MatchError(f"{name}: expected (channels, time) audio, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise MatchError(f"{name}: expected floating-point audio, got dtype {x.dtype}")
+    if not torch.isfinite(x).all():
+        raise MatchError(f"{name}: contains NaN or Inf samples")
+    if mono and x.shape[0] != 1:
+        raise MatchError(
+            f"{name}: the dry vocal must be mono (1, time), got {x.shape[0]} channels; "
+            "downmix it first, e.g. x.mean(0, keepdim=True)"
+        )
+    if not mono and x.shape[0] not in (1, 2):
+        raise MatchError(f"{name}: the reference must be mono or stereo, got {x.shape[0]} channels")
+    return x.detach().to(torch.float32).cpu(), label
+
+
+# ----------------------------------------------------------------------------------------------
+# Matching
+
+
+def match(
+    dry: AudioLike,
+    reference: AudioLike,
+    sample_rate: int = P.SAMPLE_RATE,
+    *,
+    encoder: str = "mfcc",
+    alpha: float = 1.0,
+    steps: Optional[int] = None,
+    seed: int = 0,
+    lr: Optional[float] = None,
+    lr_final_ratio: float = 0.1,
+    space: str = "raw",
+    prior: Optional[Any] = None,
+    init: Union[None, str, Preset, np.ndarray, torch.Tensor] = None,
+    chunk_seconds: float = CHUNK_SECONDS,
+    reference_sample_rate: Optional[int] = None,
+    normalize_reference: bool = True,
+    encoder_options: Optional[dict] = None,
+    max_recoveries: int = 8,
+    progress: bool = True,
+    callback: Optional[Callable[[int, torch.Tensor], None]] = None,
+    name: str = "",
+) -> MatchResult:
+    """Find the preset that makes ``dry`` sound like ``reference`` (MAP inference-time optimisation).
+
+    The procedure is described in the :mod:`vocalfx.matching.ito` docstring.
+
+    Args:
+        dry: the dry vocal: a mono ``(1, time)`` tensor or array at ``sample_rate``, or an audio
+            file path (read and resampled to ``sample_rate``; a file with several identical
+            channels counts as mono).
+        reference: the reference vocal: ``(channels, time)`` (mono or stereo) at
+            ``reference_sample_rate`` (default: ``sample_rate``), or a file path. At least one
+            ``chunk_seconds`` long.
+        sample_rate: rate (Hz) of ``dry`` and of the returned audio. The chain runs at 44.1 kHz;
+            other rates are resampled in and out.
+        encoder: ``"mfcc"`` (default), ``"mir"``, ``"afx-rep"`` or any registered encoder.
+        alpha: prior weight; 0 gives maximum likelihood. Default 1.0.
+        steps: Adam steps; default :data:`DEFAULT_STEPS`.
+        seed: recorded with the result. The objective and the loop draw no random numbers, so a
+            match is reproducible whatever the seed (it no longer calls ``torch.manual_seed``:
+            library calls leave the process's random state alone).
+        lr: initial learning rate (default :data:`DEFAULT_LR`), cosine-decayed to
+            ``lr * lr_final_ratio`` at the last step.
+        space: where Adam takes its steps. ``"raw"`` (default, as DiffVox): on the raw vector
+            itself, so every raw value moves by about ``lr`` per step whatever its spread in the
+            prior. ``"whitened"``: on ``z`` with ``raw = init + C^(1/2) z`` (``C`` the prior's
+            covariance, symmetric square root), so a step moves about ``lr`` prior standard
+            deviations along each principal direction of the prior; ``lr`` is then in those units.
+        prior: a :class:`~vocalfx.prior.GaussianPrior`; default the shipped prior
+            (``GaussianPrior.default()``).
+        init: starting point: ``None``/``"mean"`` (the prior mean), a :class:`Preset` or a raw
+            vector.
+        chunk_seconds: chunk length (s). Default 11 (DiffVox).
+        reference_sample_rate: rate of a tensor ``reference`` if it differs from ``sample_rate``.
+        normalize_reference: bring the reference to -18 LUFS (default), so the result renders at
+            about -18 LUFS whatever the reference's level in its mix. ``False`` keeps the
+            reference's level as given, so the preset also reproduces its loudness (used by the
+            evaluation protocol, whose wet tracks are not renormalised).
+        encoder_options: keyword arguments for the encoder (e.g. ``{"checkpoint": path}`` for
+            AFx-Rep).
+        max_recoveries: consecutive non-finite steps tolerated before :class:`MatchError`.
+        progress: show a progress bar with the current loss (stderr).
+        callback: called as ``callback(step, raw_vector)`` after every step (for measurements).
+        name: name of the returned preset.
+
+    Returns:
+        A :class:`MatchResult` (``preset``, ``audio`` ``(2, time)``, ``history``, ``report``).
+
+    Raises:
+        MatchError: bad input (stereo dry, NaN, silent or too-short audio, unknown encoder,
+            missing AFx-Rep checkpoint) or an optimisation that cannot stay finite.
+
+    Example:
+        >>> import vocalfx
+        >>> res = vocalfx.match("dry.wav", "reference.wav", encoder="mfcc")  # doctest: +SKIP
+        >>> res.preset.to_json("matched.json")                               # doctest: +SKIP
+    """
+    from ..embed import get_encoder
+    from ..fx import VocalChain
+    from ..io import AudioError, integrated_loudness, loudness_normalize, resample_audio
+
+    t0 = time.perf_counter()
+    if int(sample_rate) != sample_rate or not 8000 <= sample_rate <= 384000:
+        raise MatchError(f"sample_rate must be an integer between 8000 and 384000 Hz, got {sample_rate!r}")
+    sample_rate = int(sample_rate)
+    ref_rate = sample_rate if reference_sample_rate is None else reference_sample_rate
+    if int(ref_rate) != ref_rate or not 8000 <= ref_rate <= 384000:
+        raise MatchError(f"reference_sample_rate must be an integer between 8000 and 384000 Hz, got {ref_rate!r}")
+    ref_rate = int(ref_rate)
+    steps = DEFAULT_STEPS if steps is None else steps
+    if int(steps) != steps or steps < 0:
+        raise MatchError(f"steps must be a non-negative integer, got {steps!r}")
+    steps = int(steps)
+    lr = DEFAULT_LR if lr is None else lr
+    if not (math.isfinite(lr) and lr > 0):
+        raise MatchError(f"lr must be a positive number, got {lr!r}")
+    if not (math.isfinite(alpha) and alpha >= 0):
+        raise MatchError(f"alpha must be a finite number >= 0, got {alpha!r}")
+    if not 0 < lr_final_ratio <= 1:
+        raise MatchError(f"lr_final_ratio must lie in (0, 1], got {lr_final_ratio!r}")
+    if not chunk_seconds > 0:
+        raise MatchError(f"chunk_seconds must be positive, got {chunk_seconds!r}")
+    if space not in SPACES:
+        raise MatchError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
+    if prior is None:
+        from ..prior import GaussianPrior
+
+        prior = GaussianPrior.default()
+    if prior.dim != P.NUM_PARAMS:
+        raise MatchError(f"the prior has {prior.dim} dimensions; the chain has {P.NUM_PARAMS}")
+    try:
+        raw0, init_label = start_vector(init, prior)
+    except ValueError as e:
+        raise MatchError(str(e)) from None
+
+    rate = P.SAMPLE_RATE
+    try:
+        d, dry_label = _as_audio(dry, "dry", sample_rate, mono=True)
+        r, ref_label = _as_audio(reference, "reference", ref_rate, mono=False)
+    except AudioError as e:
+        raise MatchError(str(e)) from None
+    d_in_len = d.shape[-1]
+    if sample_rate != rate:
+        d = resample_audio(d, sample_rate, rate)
+    if ref_rate != rate:
+        r = resample_audio(r, ref_rate, rate)
+    if r.shape[0] == 1:
+        r = r.expand(2, -1).contiguous()
+    try:
+        d, dry_gain_db = loudness_normalize(d, rate, TARGET_LUFS)
+    except ValueError as e:
+        raise MatchError(f"{dry_label}: {e}") from None
+    try:
+        if normalize_reference:
+            r, ref_gain_db = loudness_normalize(r, rate, TARGET_LUFS)
+        else:
+            ref_lufs = integrated_loudness(r, rate)
+            if not math.isfinite(ref_lufs):
+                raise ValueError("silent (no 400 ms block above the -70 LUFS gate)")
+            ref_gain_db = 0.0
+    except ValueError as e:
+        raise MatchError(f"{ref_label}: {e}") from None
+
+    chunk = int(round(chunk_seconds * rate))
+    ref_chunks, ref_dropped = active_chunks(r, chunk, rate, label=ref_label)
+    if d.shape[-1] < chunk:
+        dry_chunks, dry_dropped = d.unsqueeze(0), 0  # a short dry is one chunk of its own length
+        if not bool(active_mask(dry_chunks, rate)[0]):
+            raise MatchError(f"{dry_label}: mostly silent (below -60 dBFS for most of its length)")
+    else:
+        dry_chunks, dry_dropped = active_chunks(d, chunk, rate, label=dry_label)
+
+    try:
+        enc = get_encoder(encoder, sample_rate=rate, **(encoder_options or {}))
+    except VocalfxError:
+        raise
+    except (ValueError, TypeError) as e:
+        raise MatchError(f"encoder {encoder!r}: {e}") from None
+    enc.eval().requires_grad_(False)
+
+    chain = VocalChain(rate)
+    chain.requires_grad_(False)
+    scale = 1.0 / float(ref_chunks.abs().amax())
+    with torch.no_grad():
+        ref_emb = enc(ref_chunks * scale)
+    deg = 180.0 / math.pi
+
+    def objective(v: torch.Tensor, step: int = 0) -> Evaluation:
+        pred = chain(dry_chunks, params=v.unsqueeze(0)) * scale
+        nll, s_mid, s_side = ito_nll(enc(pred), ref_emb)
+        log_prior = prior.log_prob(v)
+        loss = nll - alpha * log_prior if alpha > 0 else nll
+        terms = {"nll": float(nll.detach()), "log_prior": float(log_prior.detach()),
+                 "sigma_mid_deg": float(s_mid.detach()) * deg, "sigma_side_deg": float(s_side.detach()) * deg}
+        return Evaluation(loss, terms)
+
+    raw0_t = torch.tensor(raw0, dtype=torch.float32)
+    with torch.no_grad():
+        ev0 = objective(raw0_t)
+    initial = {"loss": float(ev0.loss), **ev0.terms}
+    if not all(math.isfinite(t) for t in initial.values()):
+        raise MatchError(f"the initial parameters ({init_label}) give a non-finite loss; choose another init")
+    sqrt_cov = None
+    if space == "whitened":
+        try:
+            sqrt_cov = prior_sqrt_cov(prior.cov)
+        except ValueError as e:
+            raise MatchError(f"space='whitened': {e}") from None
+    opt = run_adam(
+        objective, raw0_t, steps=steps, lr=lr, lr_final_ratio=lr_final_ratio, initial=initial,
+        initial_score=initial["loss"], sqrt_cov=sqrt_cov, rescore_final=True, max_recoveries=max_recoveries,
+        error=MatchError, hint=" (try a smaller lr or a larger alpha)", callback=callback, progress=progress,
+        desc=f"match ({encoder})",
+    )
+    history, recoveries = opt.history, opt.recoveries
+    best_vals, best_raw, best_step = opt.best, opt.vector, opt.best_step
+    vec = best_raw.double().numpy()
+    with torch.no_grad():
+        audio = chain(d.unsqueeze(0), params=best_raw.unsqueeze(0))[0]
+    if not torch.isfinite(audio).all():
+        raise MatchError("the matched preset renders non-finite audio; this is a bug, please report it")
+    if sample_rate != rate:
+        audio = resample_audio(audio, rate, sample_rate)[..., :d_in_len]
+    peak = float(audio.abs().amax())
+    try:
+        out_lufs = integrated_loudness(audio, sample_rate)
+    except ValueError:
+        out_lufs = float("-inf")
+    report = MatchReport(
+        encoder=encoder, alpha=float(alpha), steps=steps, lr=float(lr), best_step=best_step,
+        loss=best_vals["loss"], nll=best_vals["nll"], log_prior=best_vals["log_prior"],
+        sigma_mid_deg=best_vals["sigma_mid_deg"], sigma_side_deg=best_vals["sigma_side_deg"],
+        initial_loss=initial["loss"], initial_nll=initial["nll"], initial_log_prior=initial["log_prior"],
+        initial_sigma_mid_deg=initial["sigma_mid_deg"], initial_sigma_side_deg=initial["sigma_side_deg"],
+        n_ref_chunks=ref_chunks.shape[0], n_ref_chunks_dropped=ref_dropped,
+        n_dry_chunks=dry_chunks.shape[0], n_dry_chunks_dropped=dry_dropped,
+        chunk_seconds=chunk / rate, dry_gain_db=dry_gain_db, reference_gain_db=ref_gain_db,
+        output_peak_dbfs=20.0 * math.log10(max(peak, 1e-30)), output_lufs=out_lufs,
+        init=init_label, space=space, seed=int(seed), recoveries=recoveries, seconds=time.perf_counter() - t0,
+    )
+    preset = Preset(
+        vec,
+        name=name or "match",
+        source=f"vocalfx match: {encoder} encoder, alpha {alpha:g}; dry at {TARGET_LUFS:g} LUFS in",
+        extra={"match": {"input_lufs": TARGET_LUFS, "reference": ref_label, "dry": dry_label,
+                         **{k: v for k, v in report.to_dict().items() if k != "recoveries"},
+                         "recoveries": len(recoveries)}},
+    )
+    return MatchResult(preset=preset, audio=audio.contiguous(), history=history, report=report, sample_rate=sample_rate)
