@@ -1,0 +1,36 @@
+"""Default settings that ``vocalfx --help`` shows, in a module that imports nothing.
+
+The command line builds its parser from these without loading torch, numpy or numba, so that
+``--help`` answers at once. They are the library's defaults: ``tests/test_imports.py`` checks that
+each equals the constant the library uses (``vocalfx.matching``, ``vocalfx.evaluation``,
+``vocalfx.separate``).
+"""
+
+from typing import Tuple
+
+__all__ = [
+    "MATCH_STEPS",
+    "MATCH_LR",
+    "CHUNK_SECONDS",
+    "TARGET_LUFS",
+    "FIT_STEPS",
+    "FIT_LR",
+    "EVAL_ENCODERS",
+    "EVAL_ALPHAS",
+    "SEPARATE_BACKEND",
+]
+
+#: ``match``: Adam steps and initial learning rate (cosine-decayed to a tenth).
+MATCH_STEPS: int = 100
+MATCH_LR: float = 0.05
+#: The protocol's chunk length (s) and loudness (LUFS) of matching and evaluation (DiffVox's).
+CHUNK_SECONDS: float = 11.0
+TARGET_LUFS: float = -18.0
+#: ``fit_pair``: Adam steps and initial learning rate.
+FIT_STEPS: int = 100
+FIT_LR: float = 0.1
+#: ``vocalfx eval``: the encoders and prior weights that ``nn-emb``, ``ito`` and ``all`` expand to.
+EVAL_ENCODERS: Tuple[str, ...] = ("mfcc", "mir")
+EVAL_ALPHAS: Tuple[float, ...] = (0.0, 0.01, 0.1, 1.0)
+#: Separation backend used when none is named (needs no weights and no optional package).
+SEPARATE_BACKEND: str = "classical"
