@@ -32,15 +32,18 @@ TARGETS = {"render-10s": 0.15, "fwdbwd-4x11s": 0.8}
 def _preset_vectors(n: int):
     import torch
 
-    from vocalfx.render import resolve_preset
+    from vocalfx.preset import Preset
 
     names = ["pop-lead", "wide-hall", "natural", "slapback"]
-    return torch.stack([resolve_preset(names[i % 4]).vector for i in range(n)]).float()
+    return torch.stack([Preset.resolve(names[i % 4]).vector for i in range(n)]).float()
 
 
 def run_case(case: str, repeats: int, threads: int) -> dict:
     import torch
 
+    from vocalfx.alloc import apply_from_environment, is_applied
+
+    apply_from_environment()  # as the vocalfx command does; VOCALFX_KEEP_HEAP=0 to compare without
     torch.set_num_threads(threads)
     from vocalfx import VocalChain
 
@@ -74,10 +77,8 @@ def run_case(case: str, repeats: int, threads: int) -> dict:
         step()
         times.append(time.perf_counter() - t)
     rss_mb = _peak_rss_mb()
-    from vocalfx import _alloc
-
     return {"case": case, "median_s": statistics.median(times), "min_s": min(times), "peak_rss_mb": rss_mb,
-            "repeats": repeats, "heap_kept": _alloc._applied}
+            "repeats": repeats, "heap_kept": is_applied()}
 
 
 def _peak_rss_mb() -> float:
@@ -118,7 +119,7 @@ def main() -> None:
         tgt = TARGETS.get(case)
         tgt_s = f"<= {tgt} s: {'met' if r['median_s'] <= tgt else 'NOT met'}" if tgt else ""
         print(f"{case:<18} {r['median_s']:9.3f} {r['min_s']:8.3f} {r['peak_rss_mb']:12.0f}  {tgt_s}")
-    alloc = ("freed memory kept in the heap (vocalfx/_alloc.py); set VOCALFX_KEEP_HEAP=0 to compare" if r["heap_kept"]
+    alloc = ("freed memory kept in the heap (vocalfx/alloc.py); set VOCALFX_KEEP_HEAP=0 to compare" if r["heap_kept"]
              else "untouched (VOCALFX_KEEP_HEAP=0, or not glibc)")
     print(f"allocator: {alloc}; load average after "
           + ", ".join(f"{x:.2f}" for x in os.getloadavg()))

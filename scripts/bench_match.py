@@ -34,6 +34,9 @@ def child(a) -> None:
     sys.path.insert(0, str(ROOT))
     torch.set_num_threads(a.threads)
     import vocalfx
+    from vocalfx.alloc import apply_from_environment
+
+    apply_from_environment()  # as the vocalfx command does; VOCALFX_KEEP_HEAP=0 to compare without
     from vocalfx import Preset
     from vocalfx.io import load_audio
     from vocalfx.render import render

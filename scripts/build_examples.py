@@ -16,7 +16,8 @@ from pathlib import Path
 import soundfile as sf
 
 from vocalfx.io import load_audio, save_audio
-from vocalfx.render import render, resolve_preset
+from vocalfx.preset import Preset
+from vocalfx.render import render
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +31,7 @@ def main() -> None:
     dry = load_audio(vocals / "sing_01.flac", sample_rate=sr)[:, : 12 * sr]
     sf.write(ROOT / "examples" / "dry_vocal.flac", dry[0].numpy(), sr, subtype="PCM_16")
     src = load_audio(vocals / "sing_05.flac", sample_rate=sr)[:, 12 * sr : 24 * sr]
-    wet = render(src, resolve_preset("wide-hall"), sr)
+    wet = render(src, Preset.resolve("wide-hall"), sr)
     save_audio(ROOT / "examples" / "reference.flac", wet, sr)
     print("wrote examples/dry_vocal.flac and examples/reference.flac")
 

@@ -58,14 +58,13 @@ def test_render_matches_the_api(tmp_path, capsys):
     """The CLI render of the example equals VocalChain on the same preset."""
     from vocalfx import VocalChain
     from vocalfx.io import load_audio
-    from vocalfx.render import resolve_preset
 
     out = tmp_path / "o.wav"
     assert run(["render", EXAMPLE, "natural", "-o", out], capsys)[0] == 0
     y, _ = sf.read(out, always_2d=True, dtype="float32")
     x = load_audio(EXAMPLE)
     with torch.no_grad():
-        ref = VocalChain()(x[None], params=resolve_preset("natural").vector.float())[0]
+        ref = VocalChain()(x[None], params=Preset.resolve("natural").vector.float())[0]
     np.testing.assert_allclose(y.T, ref.numpy(), atol=1e-6)
 
 
@@ -189,3 +188,29 @@ def test_closed_pipe_is_not_a_traceback():
     exe = Path(sys.executable).parent / "vocalfx"
     r = subprocess.run(f"'{exe}' prior info | head -1", shell=True, capture_output=True, text=True, timeout=300)
     assert r.stdout.startswith("prior:") and "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
+
+
+def test_programming_errors_are_not_hidden(tmp_path, dry, monkeypatch):
+    """Regression (issue 15): main() turned any ValueError into a one-line "error"; a bug must
+    show its traceback, and only VocalfxError is reported as bad input."""
+    import vocalfx.render
+
+    def buggy(*args, **kwargs):
+        raise ValueError("a bug, not bad input")
+
+    monkeypatch.setattr(vocalfx.render, "render", buggy)
+    with pytest.raises(ValueError, match="a bug"):
+        main(["render", str(dry), "natural", "-o", str(tmp_path / "o.wav")])
+
+
+def test_help_does_not_load_torch():
+    """`vocalfx --help` and a sub-command's --help build the parser without torch (issue 15)."""
+    probe = (
+        "import sys, contextlib, io\nfrom vocalfx.cli import main\n"
+        "for argv in (['--help'], ['match', '--help'], ['eval', '--help']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        try:\n            main(argv)\n        except SystemExit:\n            pass\n"
+        "print(sorted(m for m in ('torch', 'numpy', 'numba') if m in sys.modules))"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "[]", r.stderr

@@ -17,8 +17,11 @@ from vocalfx.io import (
     SILENCE_PEAK_DBFS,
     AudioError,
     AudioInfo,
+    atomic_outputs,
+    atomic_write,
     atomic_write_text,
     audio_info,
+    check_output_path,
     load_audio,
     loudness_normalize,
     resampled_length,
@@ -390,6 +393,73 @@ def test_atomic_write_text(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (p.stat().st_mode & 0o777) == (0o666 & ~umask)  # ordinary permissions, not mkstemp's 0600
+
+
+def test_atomic_write_any_bytes(tmp_path):
+    p = tmp_path / "blob.npz"
+    np.savez(tmp_path / "ref.npz", a=np.arange(3))
+    atomic_write(p, lambda f: np.savez(f, a=np.arange(3)))  # a file object: numpy appends no .npz
+    assert _listing(tmp_path) == ["blob.npz", "ref.npz"]
+    assert np.load(p)["a"].tolist() == [0, 1, 2]
+    src = tmp_path / "in.txt"
+    src.write_text("input")
+    with pytest.raises(AudioError, match="refusing to overwrite an input"):
+        atomic_write(src, lambda f: f.write(b"x"), inputs=src)
+    assert src.read_text() == "input"
+
+    class Boom(Exception):
+        pass
+
+    def half_then_fail(f):
+        f.write(b"partial")
+        raise Boom
+
+    with pytest.raises(Boom):  # the writer's own exception passes through unchanged
+        atomic_write(p, half_then_fail)
+    assert np.load(p)["a"].tolist() == [0, 1, 2] and _listing(tmp_path) == ["blob.npz", "in.txt", "ref.npz"]
+
+
+def test_check_output_path(tmp_path):
+    src = tmp_path / "in.wav"
+    src.write_bytes(b"x")
+    assert check_output_path(tmp_path / "out.wav", [src]) == tmp_path / "out.wav"
+    os.link(src, tmp_path / "hard.wav")
+    with pytest.raises(AudioError, match="refusing to overwrite an input"):
+        check_output_path(tmp_path / "hard.wav", [src])  # the same file under another name
+    with pytest.raises(AudioError, match="is a directory"):
+        check_output_path(tmp_path)
+    with pytest.raises(AudioError, match="does not exist"):
+        check_output_path(tmp_path / "no" / "out.wav")
+    assert _listing(tmp_path) == ["hard.wav", "in.wav"]
+
+
+def test_atomic_outputs_all_or_nothing(tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("old a")
+    with pytest.raises(RuntimeError, match="stop"):
+        with atomic_outputs([a, b]) as (ta, tb):
+            ta.write_text("new a")
+            tb.write_text("new b")
+            raise RuntimeError("stop")
+    assert a.read_text() == "old a" and _listing(tmp_path) == ["a.txt"]
+    with pytest.raises(AudioError, match="b.txt: was not written"):
+        with atomic_outputs([a, b]) as (ta, tb):
+            ta.write_text("new a")  # b is never written: neither file changes
+    assert a.read_text() == "old a" and _listing(tmp_path) == ["a.txt"]
+    with atomic_outputs([a, b]) as (ta, tb):
+        assert ta.parent == tmp_path and ta.name.startswith(".a.txt.") and not ta.exists()
+        ta.write_text("new a")
+        tb.write_text("new b")
+    assert (a.read_text(), b.read_text()) == ("new a", "new b") and _listing(tmp_path) == ["a.txt", "b.txt"]
+    with pytest.raises(AudioError, match="refusing to overwrite an input"):
+        with atomic_outputs([a, b], inputs=[b]):
+            pytest.fail("the block must not run when a target is refused")
+
+
+def test_audio_error_is_a_vocalfx_error():
+    from vocalfx.errors import VocalfxError
+
+    assert issubclass(AudioError, VocalfxError) and issubclass(AudioError, ValueError)
 
 
 # ------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vocalfx.params import NUM_PARAMS, default_vector, from_diffvox, native_to_raw, raw_to_native, to_diffvox
-from vocalfx.preset import Preset, PresetError
+from vocalfx.preset import Preset, PresetError, PresetIndexError, load_index_file, save_collection, shipped_presets
 
 
 def all_presets(shared):
@@ -109,3 +109,37 @@ def test_default_vector_is_diffvox_initial_values():
     assert phys["delay.delay_ms"] == pytest.approx(400.0)
     assert phys["pan.position"] == pytest.approx(0.0, abs=1e-12)
     assert np.all(np.isfinite(default_vector()))
+
+
+def test_resolve_file_collection_index_and_shipped_name(tmp_path):
+    one = tmp_path / "one.json"
+    Preset.from_physical({"comp.attack_ms": 7.0}, name="mine").to_json(one)
+    assert Preset.resolve(one).name == "mine"
+    assert Preset.resolve(one, 0).name == "mine"
+    coll = tmp_path / "coll.json"
+    save_collection([Preset.default(), Preset.from_physical({"delay.delay_ms": 250.0}, name="b")], coll)
+    assert Preset.resolve(coll, 1).name == "b"
+    with pytest.raises(PresetIndexError, match="a collection of 2 presets; choose one by its index") as e:
+        Preset.resolve(coll)
+    assert (e.value.count, e.value.index) == (2, None)
+    with pytest.raises(PresetIndexError, match=r"index 2 out of range \(0..1\)"):
+        Preset.resolve(coll, 2)
+    assert "--" not in str(e.value)  # library messages name no CLI flags
+    shipped = shipped_presets()
+    assert Preset.resolve("pop-lead").raw.tolist() == next(p for p in shipped if p.name == "pop-lead").raw.tolist()
+    with pytest.raises(PresetError, match="no-such: no such preset file.*pop-lead"):
+        Preset.resolve("no-such")
+
+
+def test_load_index_file(tmp_path):
+    good = tmp_path / "idx.npy"
+    np.save(good, np.array([3, 0, 2]))
+    assert load_index_file(good, 4) == [3, 0, 2]
+    with pytest.raises(PresetError, match="index 3 is out of range for a collection of 3"):
+        load_index_file(good, 3)
+    floats = tmp_path / "f.npy"
+    np.save(floats, np.array([0.5]))
+    with pytest.raises(PresetError, match="1-D integer array"):
+        load_index_file(floats, 3)
+    with pytest.raises(PresetError, match="no such file"):
+        load_index_file(tmp_path / "missing.npy", 3)

@@ -19,7 +19,7 @@ from scipy import stats
 
 from vocalfx import VocalChain
 from vocalfx.params import LAYOUT_ID, NUM_PARAMS, from_diffvox
-from vocalfx.prior import GaussianPrior, ledoit_wolf
+from vocalfx.prior import GaussianPrior, PriorError, PriorNotFoundError, ledoit_wolf
 
 P = NUM_PARAMS
 
@@ -349,3 +349,29 @@ def test_default_prior_samples_render_finite_non_silent_audio():
     silent = torch.nonzero(peaks <= 1e-4).flatten().tolist()
     assert not silent, f"silent output (peak <= 1e-4) for presets {silent[:10]}"
     print(f"rendered {n} presets in {elapsed:.1f} s; peak min {peaks.min():.3g}, median {peaks.median():.3g}")
+
+
+def test_prior_errors_are_vocalfx_errors(tmp_path):
+    """Bad prior files are user errors (one line from the CLI), and stay ValueError/FileNotFoundError."""
+    from vocalfx.errors import VocalfxError
+
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(PriorError) as e:
+        GaussianPrior.load(junk)
+    assert isinstance(e.value, VocalfxError) and isinstance(e.value, ValueError)
+    with pytest.raises(PriorNotFoundError) as e:
+        GaussianPrior.load(tmp_path / "missing.npz")
+    assert isinstance(e.value, VocalfxError) and isinstance(e.value, FileNotFoundError)
+    singular = GaussianPrior.fit(np.random.default_rng(0).normal(size=(10, NUM_PARAMS)))
+    with pytest.raises(PriorError, match="not positive definite"):
+        singular.sample(1)
+
+
+def test_describe_lists_every_parameter():
+    text = GaussianPrior.default().describe()
+    lines = text.splitlines()
+    assert lines[0].startswith("source: DiffVox internal collection")
+    assert "fitted from 365 presets" in lines[1] and lines[2] == f"layout: {LAYOUT_ID}"
+    assert len(lines) == 9 + NUM_PARAMS
+    assert lines[9].startswith("peak1.gain_db ") and lines[-1].startswith("pan.position ")

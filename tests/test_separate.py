@@ -21,6 +21,8 @@ from vocalfx.separate import (
     iter_separate,
     register_backend,
     separate,
+    separate_file,
+    stem_paths,
 )
 from vocalfx.separate.chunks import chunk_layout
 
@@ -276,6 +278,22 @@ def test_cli_errors_leave_nothing(tmp_path, capsys):
     assert main(["separate", str(same), "-o", str(tmp_path / "o2"), "-q"]) == 0
     assert main(["separate", str(tmp_path / "o2" / "x_vocals_vocals.wav"), "-o", str(tmp_path), "-q"]) == 0
     assert sha(same) == before
+
+
+def test_separate_file_api(tmp_path):
+    """The streaming separation the CLI uses, as a library call: same stems, a report of what it did."""
+    song = tmp_path / "song.wav"
+    mix = write_song(song, 5.0)
+    res = separate_file(song, tmp_path / "new" / "dir", chunk_seconds=2.0, overlap_seconds=0.5)
+    assert (res.vocals, res.accompaniment) == stem_paths(song, tmp_path / "new" / "dir")
+    assert (res.sample_rate, res.channels, res.frames) == (SR, 2, mix.shape[-1])
+    assert res.backend.startswith("classical") and res.peak > 0
+    v, _ = separate(mix, SR, chunk_seconds=2.0, overlap_seconds=0.5)
+    vo, _ = sf.read(str(res.vocals), dtype="float32", always_2d=True)
+    np.testing.assert_array_equal(vo, v.T.numpy())
+    with pytest.raises(SeparationError, match="chunk_seconds must be positive"):
+        separate_file(song, tmp_path / "x", chunk_seconds=-1.0)
+    assert not [p for p in (tmp_path / "x").iterdir()], "a failed run leaves no file"
 
 
 # --- vocalfx match --separate ---------------------------------------------------------------------

@@ -7,10 +7,11 @@ place:
   loudly, with an :class:`AudioError` naming the file, on anything a pipeline should not silently
   consume: a missing, unreadable or empty file, NaN/Inf samples, or digital silence. It never clips
   and never normalises; the only conversions are the documented channel mean and resampling.
-* Saving (:func:`save_audio`, :func:`atomic_write_text`) is atomic (a temporary file in the target's
-  directory, ``fsync``, ``os.replace``), refuses to write over any of the run's input files, and
-  refuses audio it cannot store exactly (NaN/Inf, or samples beyond full scale for a fixed-point
-  subtype) instead of clipping it.
+* Saving (:func:`save_audio`, :func:`atomic_write_text`, :func:`atomic_write` for any bytes,
+  :func:`atomic_outputs` for several files written together) is atomic (a temporary file in the
+  target's directory, ``fsync``, ``os.replace``), refuses to write over any of the run's input files
+  (:func:`check_output_path`), and refuses audio it cannot store exactly (NaN/Inf, or samples beyond
+  full scale for a fixed-point subtype) instead of clipping it.
 * Loudness normalisation (:func:`loudness_normalize`) is an explicit, named stage (ITU-R BS.1770
   integrated loudness via pyloudnorm), as in the DiffVox pipeline (-18 LUFS).
 
@@ -24,15 +25,18 @@ import math
 import operator
 import os
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, Any, Callable, Iterable, Mapping, Union
+from typing import IO, Any, Callable, Iterable, Iterator, List, Mapping, Union
 
 import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as taF
+
+from .errors import VocalfxError
 
 __all__ = [
     "AudioError",
@@ -46,6 +50,10 @@ __all__ = [
     "integrated_loudness",
     "save_audio",
     "atomic_write_text",
+    "atomic_write",
+    "atomic_outputs",
+    "check_output_path",
+    "fsync_dir",
     "loudness_normalize",
 ]
 
@@ -83,7 +91,7 @@ _DEFAULT_SUBTYPES = {"WAV": "FLOAT", "FLAC": "PCM_24"}
 _EXTENSION_FORMATS = {"aif": "AIFF", "oga": "OGG"}
 
 
-class AudioError(ValueError):
+class AudioError(VocalfxError, ValueError):
     """A problem with an audio (or other input/output) file.
 
     The message is one line, ``"<path>: <problem>"``; the parts are kept as attributes.
@@ -332,8 +340,28 @@ def load_audio(
 # Writing
 
 
-def _check_output_path(path: PathLike, inputs: Iterable[PathLike]) -> Path:
-    """Resolve ``path`` for writing; refuse inputs, directories and missing parent directories."""
+def check_output_path(path: PathLike, inputs: Union[PathLike, Iterable[PathLike]] = ()) -> Path:
+    """Check that ``path`` may be written, before any work is done to produce it.
+
+    The rules every writer in this module applies: the path is none of ``inputs`` (compared after
+    resolving symlinks and ``..``, and with ``os.path.samefile`` for hard links), not a directory,
+    and its parent directory exists (it is not created, so a mistyped path fails instead of making
+    stray directories). Call it early to fail before minutes of computation.
+
+    Args:
+        path: The file to be written.
+        inputs: Paths the run reads from (or a single path).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        AudioError: ``path`` is one of ``inputs``, a directory, or in a missing directory.
+
+    Example:
+        >>> check_output_path("out.wav", inputs=["dry.wav"])  # doctest: +SKIP
+        PosixPath('out.wav')
+    """
     target = Path(os.fspath(path))
     if isinstance(inputs, (str, bytes, os.PathLike)):  # a single path, not an iterable of paths
         inputs = [inputs]
@@ -352,8 +380,16 @@ def _check_output_path(path: PathLike, inputs: Iterable[PathLike]) -> Path:
     return target
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Persist a rename on POSIX (best effort; directories cannot be opened on Windows)."""
+def fsync_dir(directory: PathLike) -> None:
+    """Flush a directory's entries to disk, so that a file renamed into it survives a power cut.
+
+    ``os.replace`` changes the directory, and POSIX makes that durable only once the directory
+    itself is synced. Best effort: does nothing where directories cannot be opened (Windows) or
+    synced.
+
+    Args:
+        directory: The directory that received a renamed file.
+    """
     if os.name != "posix":
         return
     try:
@@ -396,7 +432,85 @@ def _atomic_write(target: Path, display: PathLike, write: Callable[[IO[bytes]], 
         if isinstance(err, (sf.SoundFileError, RuntimeError, OSError)) and not isinstance(err, AudioError):
             raise AudioError(display, f"writing failed ({type(err).__name__}: {err})") from err
         raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
+
+
+def atomic_write(
+    path: PathLike, write: Callable[[IO[bytes]], None], *, inputs: Union[PathLike, Iterable[PathLike]] = ()
+) -> None:
+    """Write a file atomically through ``write(fileobj)``: all of it or nothing.
+
+    ``write`` gets a binary file object open on a hidden temporary file in ``path``'s directory;
+    when it returns, the file is flushed, ``fsync``-ed and ``os.replace``-d over ``path`` (then
+    the directory is synced). If ``write`` raises, the temporary file is removed and an existing
+    ``path`` is left untouched. The file is created with ordinary permissions (``0o666`` less the
+    umask). :func:`check_output_path` is applied first.
+
+    Args:
+        path: Output file.
+        write: Writes the whole contents to the file object it is given (it may seek).
+        inputs: Paths the run read from (or a single path); writing to one raises.
+
+    Raises:
+        AudioError: ``path`` is refused by :func:`check_output_path`, or creating, writing or
+            replacing the file fails with an ``OSError`` (the message names ``path``). Other
+            exceptions from ``write`` propagate unchanged.
+
+    Example:
+        >>> atomic_write("prior.npz", prior.save, inputs=["collection.json"])  # doctest: +SKIP
+    """
+    _atomic_write(check_output_path(path, inputs), path, write)
+
+
+@contextmanager
+def atomic_outputs(
+    paths: Iterable[PathLike], *, inputs: Union[PathLike, Iterable[PathLike]] = ()
+) -> Iterator[List[Path]]:
+    """Write several files together: each appears complete, or none changes.
+
+    Yields one temporary path per target (a hidden name in the target's directory, not yet
+    created) for the caller to write, e.g. with a streaming writer. When the block ends normally,
+    each temporary file is ``fsync``-ed and ``os.replace``-d over its target, then the directories
+    are synced. When it raises, every temporary file is removed and no target is touched. A
+    temporary file the block did not create raises :class:`AudioError` (and no target changes).
+
+    Args:
+        paths: The files to write; each is checked with :func:`check_output_path` first.
+        inputs: Paths the run read from (or a single path); writing to one raises.
+
+    Raises:
+        AudioError: a target is refused by :func:`check_output_path`, a temporary file is
+            missing at the end, or syncing or replacing fails.
+
+    Example:
+        >>> with atomic_outputs(["a.wav", "b.wav"]) as (tmp_a, tmp_b):  # doctest: +SKIP
+        ...     sf.write(tmp_a, x, 44100, format="WAV"); sf.write(tmp_b, y, 44100, format="WAV")
+    """
+    targets = [check_output_path(p, inputs) for p in paths]
+    tmps = [t.with_name(f".{t.name}.{uuid.uuid4().hex[:12]}.tmp") for t in targets]
+    try:
+        yield list(tmps)
+        for tmp, target in zip(tmps, targets):
+            if not tmp.is_file():
+                raise AudioError(target, "was not written (its temporary file is missing)")
+            try:
+                with open(tmp, "rb+") as f:
+                    os.fsync(f.fileno())
+            except OSError as err:
+                raise AudioError(target, f"writing failed ({type(err).__name__}: {err})") from err
+        for tmp, target in zip(tmps, targets):
+            try:
+                os.replace(tmp, target)
+            except OSError as err:
+                raise AudioError(target, f"replacing failed ({type(err).__name__}: {err})") from err
+        for directory in {t.parent for t in targets}:
+            fsync_dir(directory)
+    finally:
+        for tmp in tmps:  # gone after a replace; left over after an error
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def _output_format(path: PathLike) -> str:
@@ -474,7 +588,7 @@ def save_audio(
     if channels == 0:
         raise ValueError(f"expected at least one channel, got shape {tuple(arr.shape)}")
 
-    target = _check_output_path(path, inputs)
+    target = check_output_path(path, inputs)
     fmt = _output_format(path)
     subtype = subtype or _DEFAULT_SUBTYPES.get(fmt) or sf.default_subtype(fmt)
     if subtype is None:
@@ -532,7 +646,7 @@ def atomic_write_text(
     Example:
         >>> atomic_write_text("params.json", json.dumps(params, indent=2), inputs=[preset_path])  # doctest: +SKIP
     """
-    target = _check_output_path(path, inputs)
+    target = check_output_path(path, inputs)
     data = text.encode(encoding)
     _atomic_write(target, path, lambda f: f.write(data))
 

@@ -35,17 +35,51 @@ import numpy as np
 import torch
 
 from . import params as P
+from .errors import VocalfxError
 
-__all__ = ["Preset", "PresetError", "load_collection", "save_collection", "import_diffvox_collection"]
+__all__ = [
+    "Preset",
+    "PresetError",
+    "PresetIndexError",
+    "load_collection",
+    "save_collection",
+    "shipped_presets",
+    "collection_vectors",
+    "import_diffvox_collection",
+    "load_index_file",
+]
 
 FORMAT = "vocalfx-preset"
 COLLECTION_FORMAT = "vocalfx-collection"
 VERSION = 1
+#: The shipped collection's file name (in ``presets/``), read by :func:`shipped_presets`.
+SHIPPED_COLLECTION = "vocalfx-starter.json"
 PathLike = Union[str, Path]
 
 
-class PresetError(ValueError):
+class PresetError(VocalfxError, ValueError):
     """A preset or collection that cannot be read or is invalid; the message says which and why."""
+
+
+class PresetIndexError(PresetError):
+    """:meth:`Preset.resolve` was given a collection without an index, or an index out of range.
+
+    Attributes:
+        spec: The collection file, as the caller named it.
+        count: How many presets it holds.
+        index: The index given (``None`` if none was).
+    """
+
+    def __init__(self, spec: PathLike, count: int, index: Optional[int]) -> None:
+        self.spec, self.count, self.index = str(spec), count, index
+        if index is None:
+            msg = f"{spec}: a collection of {count} presets; choose one by its index"
+        else:
+            msg = f"{spec}: index {index} out of range (0..{count - 1})"
+        super().__init__(msg)
+
+    def __reduce__(self):  # picklable despite the three-argument init
+        return (type(self), (self.spec, self.count, self.index))
 
 
 def _display_key(spec: P.ParamSpec) -> str:
@@ -109,6 +143,49 @@ class Preset:
     def default(cls) -> "Preset":
         """DiffVox's initial parameters (reverb silent)."""
         return cls(P.default_vector(), name="default", source="vocalfx default (DiffVox initial values)")
+
+    @classmethod
+    def resolve(cls, spec: PathLike, index: Optional[int] = None) -> "Preset":
+        """A preset named the way a user names one: a file, a collection and an index, or a
+        shipped preset's name.
+
+        Args:
+            spec: A preset JSON file, a collection file (then ``index`` picks the preset; a
+                collection of one needs none), or the name of a preset shipped in
+                ``presets/vocalfx-starter.json`` (e.g. ``"pop-lead"``), tried when no such file
+                exists.
+            index: Position of the preset in a collection (default ``None``).
+
+        Returns:
+            The preset.
+
+        Raises:
+            PresetIndexError: ``spec`` is a collection of several presets and ``index`` is
+                ``None``, or ``index`` is out of range.
+            PresetError: the file is not a valid preset or collection, or ``spec`` is neither a
+                file nor a shipped name (the message lists the shipped names).
+
+        Example:
+            >>> Preset.resolve("pop-lead").name
+            'pop-lead'
+        """
+        p = Path(spec)
+        if p.is_file():
+            presets = load_collection(p)
+            if len(presets) > 1 or index is not None:
+                if index is None or not 0 <= index < len(presets):
+                    raise PresetIndexError(spec, len(presets), index)
+                return presets[index]
+            return presets[0]
+        try:
+            shipped = shipped_presets()
+        except FileNotFoundError:
+            shipped = []
+        for pr in shipped:
+            if pr.name == str(spec):
+                return pr
+        names = ", ".join(pr.name for pr in shipped)
+        raise PresetError(f"{spec}: no such preset file, and not a shipped preset name (shipped: {names})")
 
     @classmethod
     def from_physical(cls, values: Dict[str, float], base: Optional["Preset"] = None, name: str = "") -> "Preset":
@@ -212,7 +289,7 @@ class Preset:
     def from_json(cls, path: PathLike) -> "Preset":
         d = _read_json(path)
         if isinstance(d, dict) and d.get("format") == COLLECTION_FORMAT:
-            raise PresetError(f"{path}: this is a preset collection; pick one with `vocalfx preset show {path} --index N`")
+            raise PresetError(f"{path}: this is a preset collection; read it with load_collection or Preset.resolve(path, index)")
         return cls.from_dict(d, where=str(path))
 
     def table(self) -> str:
@@ -369,6 +446,13 @@ def load_collection(path: PathLike) -> List[Preset]:
     return [Preset.from_dict(x, where=f"{path} preset #{i}") for i, x in enumerate(items)]
 
 
+def shipped_presets() -> List[Preset]:
+    """The presets shipped with vocalfx (``presets/vocalfx-starter.json``), in file order."""
+    from ._data import data_path
+
+    return load_collection(data_path("presets", SHIPPED_COLLECTION))
+
+
 def collection_vectors(presets: Sequence[Preset]) -> np.ndarray:
     """Stack presets into an ``(N, 130)`` raw matrix."""
     return np.stack([p.raw for p in presets]) if presets else np.zeros((0, P.NUM_PARAMS))
@@ -405,3 +489,32 @@ def import_diffvox_collection(directory: PathLike, *, indices: Optional[Sequence
     idx = range(raw.shape[0]) if indices is None else indices
     src = f"DiffVox preset collection '{d.name}' (Yu et al. 2025, MIT), row {{}}"
     return [Preset.from_diffvox(raw[i], name=names[i], source=src.format(i)) for i in idx]
+
+
+def load_index_file(path: PathLike, total: int) -> List[int]:
+    """Read a ``.npy`` of row indices into a collection (e.g. DiffVox's ``train_index.npy``).
+
+    Args:
+        path: A ``.npy`` file holding a 1-D integer array.
+        total: Size of the collection the indices select from.
+
+    Returns:
+        The indices, in file order.
+
+    Raises:
+        PresetError: the file is missing or unreadable, not a 1-D integer array, or holds an index
+            outside ``0 .. total - 1``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise PresetError(f"{path}: no such file")
+    try:
+        idx = np.load(p, allow_pickle=False)
+    except Exception as e:  # numpy raises several types for corrupt files
+        raise PresetError(f"{path}: cannot read as a .npy index array ({type(e).__name__})") from None
+    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+        raise PresetError(f"{path}: expected a 1-D integer array of row indices, got {idx.dtype} shape {idx.shape}")
+    bad = idx[(idx < 0) | (idx >= total)]
+    if bad.size:
+        raise PresetError(f"{path}: index {int(bad[0])} is out of range for a collection of {total} presets")
+    return [int(i) for i in idx]

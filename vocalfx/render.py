@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Union
+from typing import Dict
 
 import torch
 
 from .fx import VocalChain
 from .params import SAMPLE_RATE
-from .preset import Preset, PresetError, load_collection
+from .preset import Preset, PresetError
 
-__all__ = ["render", "resolve_preset"]
+__all__ = ["render", "cached_chain"]
 
-_CHAINS: dict = {}
+_CHAINS: Dict[float, VocalChain] = {}
 
 
-def _chain(sample_rate: float) -> VocalChain:
+def cached_chain(sample_rate: float) -> VocalChain:
+    """One :class:`VocalChain` per sample rate, built on first use and shared by every caller.
+
+    Rendering many presets with the same chain object saves rebuilding its modules each time; the
+    chain holds no per-call state (the preset is passed as ``params=``), so sharing it is safe
+    within one thread.
+
+    Args:
+        sample_rate: Hz (converted to ``float``, so ``44100`` and ``44100.0`` share one chain).
+
+    Returns:
+        The cached chain at ``sample_rate``.
+    """
+    sample_rate = float(sample_rate)
     if sample_rate not in _CHAINS:
         _CHAINS[sample_rate] = VocalChain(sample_rate)
     return _CHAINS[sample_rate]
+
+
+_chain = cached_chain  # the old private name, until vocalfx.evaluation has moved to cached_chain
 
 
 def render(dry: torch.Tensor, preset: Preset, sample_rate: int = SAMPLE_RATE, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -33,39 +48,17 @@ def render(dry: torch.Tensor, preset: Preset, sample_rate: int = SAMPLE_RATE, *,
 
     Returns:
         ``(2, time)`` (or ``(batch, 2, time)``) stereo audio; nothing is clipped or normalised.
+
+    Raises:
+        PresetError: the render holds NaN or Inf samples (nothing is returned then).
     """
     x = dry
     squeeze = x.dim() == 2
     if squeeze:
         x = x.unsqueeze(0)
     with torch.no_grad():
-        y = _chain(float(sample_rate))(x.to(dtype), params=preset.vector.to(dtype))
+        y = cached_chain(sample_rate)(x.to(dtype), params=preset.vector.to(dtype))
     if not torch.isfinite(y).all():
-        raise ValueError(f"preset {preset.name or '(unnamed)'} rendered non-finite audio; refusing to return it")
+        raise PresetError(f"preset {preset.name or '(unnamed)'} rendered non-finite audio; refusing to return it")
     return y[0] if squeeze else y
 
-
-def resolve_preset(spec: Union[str, Path], index: int | None = None) -> Preset:
-    """A preset from a file (preset or collection + ``index``) or the name of a shipped preset."""
-    p = Path(spec)
-    if p.is_file():
-        presets = load_collection(p)
-        if len(presets) > 1 or index is not None:
-            i = 0 if index is None else index
-            if index is None:
-                raise PresetError(f"{spec}: a collection of {len(presets)} presets; choose one with --index N")
-            if not 0 <= i < len(presets):
-                raise PresetError(f"{spec}: --index {i} out of range (0..{len(presets) - 1})")
-            return presets[i]
-        return presets[0]
-    from ._data import data_path
-
-    try:
-        shipped = load_collection(data_path("presets", "vocalfx-starter.json"))
-    except FileNotFoundError:
-        shipped = []
-    for pr in shipped:
-        if pr.name == str(spec):
-            return pr
-    names = ", ".join(pr.name for pr in shipped)
-    raise PresetError(f"{spec}: no such preset file, and not a shipped preset name (shipped: {names})")

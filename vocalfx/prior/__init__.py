@@ -6,6 +6,22 @@ the prior fitted from DiffVox's internal collection, shipped inside the package 
 the repository's ``priors/README.md``).
 """
 
-from .gaussian import FILE_FORMAT, FILE_FORMAT_VERSION, SHRINKAGE_METHODS, GaussianPrior, ledoit_wolf
+from .gaussian import (
+    FILE_FORMAT,
+    FILE_FORMAT_VERSION,
+    SHRINKAGE_METHODS,
+    GaussianPrior,
+    PriorError,
+    PriorNotFoundError,
+    ledoit_wolf,
+)
 
-__all__ = ["GaussianPrior", "ledoit_wolf", "SHRINKAGE_METHODS", "FILE_FORMAT", "FILE_FORMAT_VERSION"]
+__all__ = [
+    "GaussianPrior",
+    "PriorError",
+    "PriorNotFoundError",
+    "ledoit_wolf",
+    "SHRINKAGE_METHODS",
+    "FILE_FORMAT",
+    "FILE_FORMAT_VERSION",
+]

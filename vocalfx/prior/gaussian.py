@@ -43,14 +43,23 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import IO, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
 from .. import params as P
+from ..errors import VocalfxError
 
-__all__ = ["GaussianPrior", "SHRINKAGE_METHODS", "FILE_FORMAT", "FILE_FORMAT_VERSION", "ledoit_wolf"]
+__all__ = [
+    "GaussianPrior",
+    "PriorError",
+    "PriorNotFoundError",
+    "SHRINKAGE_METHODS",
+    "FILE_FORMAT",
+    "FILE_FORMAT_VERSION",
+    "ledoit_wolf",
+]
 
 FILE_FORMAT = "vocalfx-gaussian-prior"
 FILE_FORMAT_VERSION = 1
@@ -75,6 +84,16 @@ _KEYS = (
 _PIVOT_RTOL = 1e-12
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+class PriorError(VocalfxError, ValueError):
+    """A prior file that cannot be used (unreadable, another layout, non-finite values), data a
+    prior cannot be fitted to, or a prior that cannot do what was asked (a singular covariance
+    has no density and no samples); the message names the file or the problem."""
+
+
+class PriorNotFoundError(VocalfxError, FileNotFoundError):
+    """:meth:`GaussianPrior.load` was given a path where there is no file."""
 
 
 def ledoit_wolf(x: np.ndarray) -> Tuple[np.ndarray, float]:
@@ -195,7 +214,8 @@ class GaussianPrior:
             The fitted :class:`GaussianPrior`.
 
         Raises:
-            ValueError: wrong shape, fewer than 2 vectors, NaN/Inf, or an unknown ``shrinkage``.
+            PriorError: fewer than 2 vectors, or NaN/Inf in them.
+            ValueError: wrong shape, or an unknown ``shrinkage``.
         """
         if shrinkage not in SHRINKAGE_METHODS:
             raise ValueError(f"unknown shrinkage {shrinkage!r}; choose one of {SHRINKAGE_METHODS}")
@@ -208,9 +228,9 @@ class GaussianPrior:
             raise ValueError(f"expected vectors of shape (N, {p}), got shape {x.shape}{hint}")
         n = x.shape[0]
         if n < 2:
-            raise ValueError(f"need at least 2 vectors to fit a covariance, got {n}")
+            raise PriorError(f"need at least 2 vectors to fit a covariance, got {n}")
         if not np.all(np.isfinite(x)):
-            raise ValueError(f"vectors contain NaN or Inf ({_describe_nonfinite(x)})")
+            raise PriorError(f"vectors contain NaN or Inf ({_describe_nonfinite(x)})")
         mean = x.mean(0)
         if shrinkage is None:
             xc = x - mean
@@ -251,6 +271,51 @@ class GaussianPrior:
         shrink = "" if self.shrinkage is None else f", shrinkage={self.shrinkage!r} ({self.shrinkage_intensity:.3g})"
         return f"GaussianPrior(dim={self.dim}, n_presets={self.n_presets}{shrink}, layout={P.LAYOUT_ID!r})"
 
+    def describe(self) -> str:
+        """A readable account of the prior (what ``vocalfx prior info`` prints).
+
+        Its source, size, layout, shrinkage and the covariance's condition number, then one row
+        per parameter in physical units (Hz, dB, ms, ratio, pan -100..100, T60 s): the value at the
+        raw mean and the raw mean -1 sd and +1 sd (marginal standard deviation) mapped through the
+        parameter map. The maps are monotone (except ``comp.lookahead_ms``, which folds at 0 ms),
+        so these are the 16th and 84th percentiles of the marginal in physical units.
+
+        Returns:
+            Multi-line text, no trailing newline.
+        """
+        mean = self._mean.numpy()
+        cov = self._cov.numpy()
+        sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        eig = np.linalg.eigvalsh(cov)
+        cond = "inf (singular: not positive definite)" if eig[0] <= 0 else f"{eig[-1] / eig[0]:.4g}"
+        shrink = "none" if self.shrinkage is None else f"{self.shrinkage} (intensity {self.shrinkage_intensity:.3g})"
+        n = self.n_presets if self.n_presets is not None else "an unknown number of"
+        lines: List[str] = [
+            f"source: {self.source or '(not recorded)'}",
+            f"size: {self.dim} parameters, fitted from {n} presets",
+            f"layout: {P.LAYOUT_ID}",
+            f"shrinkage: {shrink}",
+            f"condition number of the covariance: {cond} (eigenvalues {eig[0]:.3g} .. {eig[-1]:.3g})",
+            "",
+            "Per parameter, in physical units: the value at the raw mean, and the raw mean -1 sd and +1 sd mapped",
+            "through the parameter map (for these monotone maps: the 16th and 84th percentiles of the marginal).",
+            f"{'parameter':<32} {'unit':<6} {'mean':>11}   {'16%':>11} .. {'84%':<11} {'raw mean':>9} {'raw sd':>8}",
+        ]
+
+        def display(raw: np.ndarray) -> np.ndarray:
+            return P.native_to_display(P.raw_to_native(torch.from_numpy(raw)).numpy())
+
+        at_mean, at_lo, at_hi = display(mean), display(mean - sd), display(mean + sd)
+        for i, spec in enumerate(P.SPECS):
+            key = spec.name.split(".", 1)[1] + ("_ms" if spec.display == "ms" else "")
+            unit = "pan" if spec.display == "pan" else spec.unit
+            lo, hi = sorted((at_lo[i], at_hi[i]))
+            lines.append(
+                f"{spec.module + '.' + key:<32} {unit:<6} {at_mean[i]:>11.4g}   {lo:>11.4g} .. {hi:<11.4g} "
+                f"{mean[i]:>9.3f} {sd[i]:>8.3f}"
+            )
+        return "\n".join(lines)
+
     # ------------------------------------------------------------------ factor
     def _cholesky64(self) -> torch.Tensor:
         if self._chol64 is None:
@@ -262,7 +327,7 @@ class GaussianPrior:
                     k = int(torch.argmin(piv)) + 1
             if k != 0:
                 n = "" if self.n_presets is None else f", fitted from {self.n_presets} vectors"
-                raise ValueError(
+                raise PriorError(
                     f"the covariance of this prior is not positive definite{n} in {self.dim} dimensions "
                     f"(Cholesky fails at pivot {k}, parameter {P.SPECS[k - 1].name!r}); "
                     "refit with GaussianPrior.fit(vectors, shrinkage='ledoit-wolf')"
@@ -304,8 +369,9 @@ class GaussianPrior:
             The log-densities, in ``v``'s dtype.
 
         Raises:
-            ValueError: ``v`` is not ``(..., 130)``, or the covariance is not positive definite
-                (fit with ``shrinkage="ledoit-wolf"`` then).
+            ValueError: ``v`` is not ``(..., 130)``.
+            PriorError: the covariance is not positive definite (fit with
+                ``shrinkage="ledoit-wolf"`` then).
         """
         if not (torch.is_tensor(v) and v.is_floating_point()):
             v = torch.as_tensor(np.asarray(v, dtype=np.float64) if not torch.is_tensor(v) else v, dtype=torch.float64)
@@ -329,6 +395,9 @@ class GaussianPrior:
 
         Returns:
             ``(n, 130)`` float64 CPU tensor.
+
+        Raises:
+            PriorError: the covariance is not positive definite.
         """
         if int(n) != n or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
@@ -337,10 +406,15 @@ class GaussianPrior:
         return self._mean + z @ L.T
 
     # ------------------------------------------------------------------ files
-    def save(self, path: PathLike) -> None:
-        """Write the prior as ``.npz`` (format in this module's docstring). ``path`` should end
-        in ``.npz`` (numpy appends it otherwise)."""
-        from .. import __version__
+    def save(self, path: Union[PathLike, IO[bytes]]) -> None:
+        """Write the prior as ``.npz`` (format in this module's docstring).
+
+        Args:
+            path: A file name, which should end in ``.npz`` (numpy appends it otherwise), or a
+                binary file object (written as is; e.g. with :func:`vocalfx.io.atomic_write`,
+                which writes exactly the path it is given, atomically).
+        """
+        from .._version import __version__
 
         np.savez(
             path,
@@ -365,13 +439,13 @@ class GaussianPrior:
         """Read a prior written by :meth:`save`.
 
         Raises:
-            FileNotFoundError: no such file.
-            ValueError: not a vocalfx prior file, a missing key, another parameter layout or width,
-                or non-finite values; the message names the file.
+            PriorNotFoundError: no such file (a ``FileNotFoundError``).
+            PriorError: not a vocalfx prior file, a missing key, another parameter layout or
+                width, or non-finite values; the message names the file.
         """
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"prior file {str(path)!r} does not exist")
+            raise PriorNotFoundError(f"prior file {str(path)!r} does not exist")
         try:
             f = np.load(path, allow_pickle=False)
             if not isinstance(f, np.lib.npyio.NpzFile):  # a plain .npy: one array, not a prior
@@ -379,25 +453,25 @@ class GaussianPrior:
             with f:
                 data = {k: f[k] for k in f.files}
         except Exception as e:  # zip, zlib, pickle and format errors all mean "unreadable"
-            raise ValueError(f"cannot read prior file {str(path)!r}: not a valid .npz ({e})") from e
+            raise PriorError(f"cannot read prior file {str(path)!r}: not a valid .npz ({e})") from e
         missing = [k for k in _KEYS if k not in data]
         if "format" not in data or str(data["format"]) != FILE_FORMAT:
-            raise ValueError(
+            raise PriorError(
                 f"{str(path)!r} is not a vocalfx prior file (format {str(data.get('format', 'missing'))!r}, "
                 f"expected {FILE_FORMAT!r}); a DiffVox gaussian.npz can be used as "
                 "GaussianPrior(mean, cov) after checking its layout"
             )
         if missing:
-            raise ValueError(f"prior file {str(path)!r} is missing {missing}")
+            raise PriorError(f"prior file {str(path)!r} is missing {missing}")
         version = int(data["format_version"])
         if version > FILE_FORMAT_VERSION:
-            raise ValueError(
+            raise PriorError(
                 f"prior file {str(path)!r} has format version {version}; this vocalfx reads up to "
                 f"{FILE_FORMAT_VERSION}: upgrade vocalfx"
             )
         layout, width = str(data["layout_id"]), int(data["num_params"])
         if layout != P.LAYOUT_ID or width != P.NUM_PARAMS:
-            raise ValueError(
+            raise PriorError(
                 f"prior file {str(path)!r} is for parameter layout {layout!r} ({width} values); "
                 f"this vocalfx uses {P.LAYOUT_ID!r} ({P.NUM_PARAMS} values): refit the prior"
             )
@@ -413,7 +487,7 @@ class GaussianPrior:
                 shrinkage_intensity=None if np.isnan(data["shrinkage_intensity"]) else float(data["shrinkage_intensity"]),
             )
         except ValueError as e:
-            raise ValueError(f"invalid prior file {str(path)!r}: {e}") from e
+            raise PriorError(f"invalid prior file {str(path)!r}: {e}") from e
 
 
 def _as_f64(x) -> np.ndarray:

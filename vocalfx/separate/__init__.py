@@ -12,7 +12,7 @@ mix's rate and channel count. Backends:
   (:mod:`vocalfx.separate.base` shows how: one :class:`Separator` subclass in one file).
 
 Long inputs are separated in overlapping chunks (:mod:`vocalfx.separate.chunks`);
-``vocalfx separate`` streams files from disk to disk that way.
+:func:`separate_file` (and ``vocalfx separate``) streams files from disk to disk that way.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from .base import (
     register_backend,
 )
 from .chunks import iter_separate, separate_in_memory
+from .files import SeparatedFiles, separate_file, stem_paths
 
 __all__ = [
     "separate",
@@ -43,6 +44,9 @@ __all__ = [
     "available_backends",
     "get_separator",
     "iter_separate",
+    "separate_file",
+    "stem_paths",
+    "SeparatedFiles",
     "DEFAULT_BACKEND",
     "ENTRY_POINT_GROUP",
 ]
@@ -89,8 +93,9 @@ def separate(
     Raises:
         ValueError: ``mix`` is not 2-D or 3-D, is empty or not float, contains NaN/Inf, or
             ``sample_rate`` is not a positive integer.
-        SeparationError: unknown backend or options, a missing optional package
-            (:class:`MissingDependencyError`) or model files (:class:`ModelNotFoundError`).
+        SeparationError: unknown backend or options, chunk settings out of range, a missing
+            optional package (:class:`MissingDependencyError`) or model files
+            (:class:`ModelNotFoundError`).
 
     Example:
         >>> from vocalfx.separate import separate

@@ -115,13 +115,17 @@ def iter_separate(
     Yields:
         ``(start, vocals, accompaniment)``: the finished samples from ``start``, each
         ``(channels, n)``; consecutive blocks are contiguous and cover ``[0, frames)``.
+
+    Raises:
+        SeparationError: ``chunk_seconds`` is not positive, ``overlap_seconds`` not in
+            ``[0, chunk_seconds)``, or the reader or the backend returned the wrong shape.
     """
     chunk_s = separator.chunk_seconds if chunk_seconds is None else float(chunk_seconds)
     overlap_s = separator.overlap_seconds if overlap_seconds is None else float(overlap_seconds)
     if not (chunk_s > 0 and math.isfinite(chunk_s)):
-        raise ValueError(f"chunk_seconds must be positive, got {chunk_s}")
+        raise SeparationError(f"chunk_seconds must be positive, got {chunk_s}")
     if not (0 <= overlap_s < chunk_s):
-        raise ValueError(f"overlap_seconds must be in [0, chunk_seconds={chunk_s}), got {overlap_s}")
+        raise SeparationError(f"overlap_seconds must be in [0, chunk_seconds={chunk_s}), got {overlap_s}")
     chunk = max(1, int(round(chunk_s * sample_rate)))
     overlap = min(int(round(overlap_s * sample_rate)), chunk - 1)
     starts = chunk_layout(frames, chunk, overlap)

@@ -1,0 +1,136 @@
+"""``vocalfx match DRY REFERENCE -o OUT``: :func:`vocalfx.matching.match` on files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from ..defaults import CHUNK_SECONDS, MATCH_LR, MATCH_STEPS
+from ._common import CLIError, Subparsers, check_at_least, conversion_notes, existing_files, print_notes, resolve_preset
+
+__all__ = ["register", "run"]
+
+
+def run(a: argparse.Namespace) -> int:
+    import torch
+
+    from ..io import atomic_write_text, audio_info, check_output_path, load_audio, save_audio
+    from ..matching import match
+    from ..params import SAMPLE_RATE
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    out = Path(a.output)
+    preset_out = Path(a.preset_out) if a.preset_out else out.with_name(out.stem + ".preset.json")
+    inputs = [Path(a.dry), Path(a.reference)] + existing_files(a.init, a.prior, a.afx_rep)
+    outputs = [out, preset_out] + ([Path(a.report)] if a.report else [])
+    if len({p.resolve() for p in outputs}) != len(outputs):
+        raise CLIError(f"the output paths must differ: {', '.join(map(str, outputs))}")
+    for o in outputs:
+        check_output_path(o, inputs)  # fail now, not after minutes of optimisation
+    check_at_least("--steps", a.steps, 0)
+    if a.encoder != "afx-rep" and a.afx_rep:
+        raise CLIError("--afx-rep is only used with --encoder afx-rep")
+    if a.model_dir and not a.separate:
+        raise CLIError("--model-dir is only used with --separate")
+
+    notes = conversion_notes(a.dry, audio_info(a.dry), SAMPLE_RATE)
+    notes += conversion_notes(a.reference, audio_info(a.reference), SAMPLE_RATE)
+    reference = load_audio(a.reference, sample_rate=SAMPLE_RATE, mono=False)
+    if reference.shape[0] > 2:
+        raise CLIError(f"{a.reference}: {reference.shape[0]} channels; the reference must be mono or stereo")
+    separated_with = None
+    if a.separate:
+        from ..separate import get_separator, separate
+
+        sep = get_separator(a.backend, **({"model_dir": a.model_dir} if a.model_dir else {}))
+        vocals, _ = separate(reference, SAMPLE_RATE, backend=sep, progress=not a.quiet)
+        separated_with = sep.describe()
+        if not torch.isfinite(vocals).all() or float(vocals.abs().amax()) == 0.0:
+            raise CLIError(f"{a.reference}: separation ({a.backend}) returned no usable vocal")
+        reference = vocals
+        notes.append(f"{a.reference}: vocal isolated with {separated_with}")
+    print_notes(notes)
+
+    prior = None
+    if a.prior:
+        from ..prior import GaussianPrior
+
+        prior = GaussianPrior.default() if a.prior == "default" else GaussianPrior.load(a.prior)
+    init = resolve_preset(a.init) if a.init else None
+    options = {"checkpoint": a.afx_rep} if a.encoder == "afx-rep" and a.afx_rep else None
+    res = match(
+        a.dry, reference, SAMPLE_RATE,
+        encoder=a.encoder, alpha=a.alpha, steps=a.steps, seed=a.seed, lr=a.lr, space=a.space, prior=prior, init=init,
+        chunk_seconds=a.chunk_seconds, normalize_reference=not a.keep_reference_level,
+        encoder_options=options, progress=not a.quiet, name=a.name or out.stem,
+    )
+    res.preset.source = (
+        f"vocalfx match {Path(a.dry).name} -> {Path(a.reference).name} ({a.encoder}, alpha {a.alpha:g}"
+        + (f", vocal separated with {separated_with}" if separated_with else "")
+        + "; dry at -18 LUFS in)"
+    )
+    if separated_with:
+        res.preset.extra.setdefault("match", {})["separation_backend"] = separated_with
+    save_audio(out, res.audio, res.sample_rate, inputs=inputs)
+    res.preset.to_json(preset_out, inputs=inputs)
+    if a.report:
+        doc = {"report": res.report.to_dict(), "history": res.history, "separation_backend": separated_with,
+               "dry": str(a.dry), "reference": str(a.reference), "output": str(out), "preset": str(preset_out)}
+        atomic_write_text(a.report, json.dumps(doc, indent=1, default=_non_finite_as_text) + "\n", inputs=inputs)
+    print(res.report.summary())
+    if separated_with:
+        print(f"reference vocal isolated with {separated_with}")
+    print(f"wrote {out} (stereo, {res.sample_rate} Hz) and {preset_out}")
+    if res.report.output_peak_dbfs > 0:
+        print("note: the output peaks above 0 dBFS; it is stored as float, nothing was clipped", file=sys.stderr)
+    return 0
+
+
+def _non_finite_as_text(x: object) -> str:
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def register(sub: Subparsers) -> None:
+    m = sub.add_parser(
+        "match",
+        help="process a dry vocal so that it sounds like a reference vocal (inference-time optimisation)",
+        description="Find the vocal-chain preset that makes DRY sound like REFERENCE and write the processed "
+        "vocal and the preset. Both are normalised to -18 LUFS and cut into 11 s chunks; Adam minimises the "
+        "angular distance between audio-encoder embeddings of the rendered dry chunks and the reference chunks "
+        "(mid and side), minus alpha times the log-density of the preset under a Gaussian prior (MAP), starting "
+        "from the prior mean. The output is the whole dry vocal at -18 LUFS through the preset (stereo, "
+        "44.1 kHz; not normalised or clipped). With --separate, REFERENCE may be a full song: its vocal is "
+        "isolated first. See docs/match.md.",
+    )
+    add = m.add_argument
+    add("dry", help="dry vocal (mono; a file whose channels are identical counts as mono; resampled to 44.1 kHz)")
+    add("reference", help="reference vocal, mono or stereo, at least one chunk (11 s) long; a full song with --separate")
+    add("-o", "--output", required=True, help="processed vocal to write (.wav: 32-bit float, .flac: 24-bit)")
+    add("--preset-out", default=None, help="preset JSON to write (default: OUTPUT's name with .preset.json)")
+    add("--report", default=None, help="also write the run's report and loss history as JSON")
+    add("--encoder", default="mfcc", help="embedding: mfcc (default), mir, afx-rep (needs --afx-rep or VOCALFX_AFX_REP)")
+    add("--afx-rep", default=None, metavar="PATH", help="AFx-Rep checkpoint file (docs/afx-rep.md says where to get it)")
+    add("--alpha", type=float, default=1.0, help="prior weight, 0 = no prior (default: 1)")
+    add("--steps", type=int, default=None, help=f"Adam steps (default: {MATCH_STEPS})")
+    add("--lr", type=float, default=None, help=f"initial learning rate, cosine-decayed to a tenth (default: {MATCH_LR})")
+    add("--space", default="raw", choices=("raw", "whitened"),
+        help="where Adam steps: raw values (default, as DiffVox) or the prior's whitened coordinates, lr in prior standard deviations (docs/match.md)")
+    add("--seed", type=int, default=0, help="seed; the same seed and inputs give the same result (default: 0)")
+    add("--prior", default=None, help="prior .npz (from `vocalfx prior fit`) or 'default' (the shipped prior)")
+    add("--init", default=None, help="starting preset (file or shipped name; default: the prior mean)")
+    add("--chunk-seconds", type=float, default=CHUNK_SECONDS, help=f"chunk length in s (default: {CHUNK_SECONDS:g})")
+    add("--keep-reference-level", action="store_true",
+        help="do not normalise the reference to -18 LUFS; the preset then also matches its loudness")
+    add("--separate", action="store_true", help="REFERENCE is a full mix: isolate its vocal first")
+    add("--backend", default="classical", help="separation backend with --separate (default: classical; demucs)")
+    add("--model-dir", default=None, help="with --separate --backend demucs: directory with the Demucs model files (docs/separate.md)")
+    add("--name", default=None, help="name stored in the preset (default: OUTPUT's stem)")
+    add("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    add("-q", "--quiet", action="store_true", help="no progress bar")
+    m.set_defaults(func=run)
