@@ -134,13 +134,11 @@ def section_sdr(tracks, clips, backends, ratios, log, options=None):
 
 def _chunks_at(audio: torch.Tensor, track, positions: str) -> torch.Tensor:
     """The protocol's chunks of ``audio`` (``(C, T)``): ``even`` (reference) or ``odd`` (input) among the active."""
-    from vocalfx.evaluation.corpus import active_chunk_mask
+    from vocalfx.matching.chunks import active_mask, cut_chunks
 
     chunk = int(round(track.chunk_seconds * 44100))
-    n = track.n_chunks
-    wet_chunks = track.wet[:, : n * chunk].reshape(2, n, chunk).transpose(0, 1)
-    active = active_chunk_mask(wet_chunks)
-    chunks = audio[:, : n * chunk].reshape(audio.shape[0], n, chunk).transpose(0, 1)[active]
+    active = active_mask(cut_chunks(track.wet, chunk, cover_tail=False), 44100)
+    chunks = cut_chunks(audio, chunk, cover_tail=False)[active]
     picked = chunks[0::2] if positions == "even" else chunks[1::2]
     return picked.permute(1, 0, 2).reshape(audio.shape[0], -1).contiguous()
 

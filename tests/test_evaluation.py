@@ -23,10 +23,10 @@ import torch
 
 from vocalfx._data import data_path
 from vocalfx.cli import main
+from vocalfx.matching.chunks import active_mask
 from vocalfx.evaluation import (
     EvalError,
     MethodOptions,
-    active_chunk_mask,
     evaluate,
     load_corpus,
     parse_methods,
@@ -110,7 +110,7 @@ def test_inactive_chunks_are_dropped_before_the_even_odd_split():
     loud = torch.full((1, 2, SR), 0.1)
     quiet = torch.full((1, 2, SR), 0.5e-3)
     half = torch.cat([torch.full((1, 2, SR // 2 - 5000), 0.1), torch.zeros(1, 2, SR - SR // 2 + 5000)], -1)
-    mask = active_chunk_mask(torch.cat([loud, quiet, half, loud]))
+    mask = active_mask(torch.cat([loud, quiet, half, loud]), SR)
     assert mask.tolist() == [True, False, False, True]
 
 
@@ -190,7 +190,6 @@ def test_baselines_oracle_and_nearest_neighbours(corpus_dir, corpus, tmp_path):
 
 
 def test_ito_method_runs_match_on_the_chunks(corpus_dir, corpus, tmp_path):
-    pytest.importorskip("vocalfx.ito")
     opts = _opts(corpus_dir, ito_steps=2)
     methods = parse_methods(["ito:mfcc:0.1"], opts)
     res = evaluate(corpus, methods, tmp_path / "out", options=opts, progress=False)

@@ -152,15 +152,35 @@ def test_mldr_with_reference_float32_coefficients_is_exact(golden_pairs):
             assert _rel(ref, meta[key]) < 1e-9
 
 
-def test_mss_equals_auraloss_modules_exactly():
-    # mss A-weights once instead of once per resolution; the numbers must not move.
+def test_mss_matches_auraloss_modules_to_float32_rounding():
+    """mss A-weights once (by FFT convolution) instead of once per resolution (by conv1d).
+
+    Tolerance: the two filters compute the same 101-tap FIR in float32 by different routes
+    (direct sums vs a length-N FFT), so their outputs differ by rounding, about eps * log2(N)
+    of the signal's peak (float32 eps 1.2e-7, N ~ 2**14 here: ~2e-6). The loss is a mean of
+    log-magnitude differences and ratios of norms of those outputs, so it moves by the same
+    relative order. rtol 1e-5 is 5x that bound and 20x what is seen (about 5e-7); a real
+    difference (one tap wrong, a shifted alignment) moves the loss by more than 1e-3. The
+    original equality check failed on another host (1.5747843980789185 vs 1.574784517288208)
+    for the same reason: float32 results are not bit-stable across kernels.
+    """
     from auraloss.freq import MultiResolutionSTFTLoss, SumAndDifferenceSTFTLoss
 
     kw = dict(fft_sizes=[128, 512, 2048], hop_sizes=[32, 128, 512], win_lengths=[128, 512, 2048])
     kw.update(sample_rate=SR, perceptual_weighting=True)
     pred, target = _signal(2, 2, 6000, seed=12).float(), _signal(2, 2, 6000, seed=13).float()
-    assert mss(pred, target).item() == MultiResolutionSTFTLoss(**kw)(pred, target).item()
-    assert mss(pred, target, mid_side=True).item() == SumAndDifferenceSTFTLoss(**kw)(pred, target).item()
+    for ours, theirs in (
+        (mss(pred, target), MultiResolutionSTFTLoss(**kw)(pred, target)),
+        (mss(pred, target, mid_side=True), SumAndDifferenceSTFTLoss(**kw)(pred, target)),
+    ):
+        assert ours.item() == pytest.approx(theirs.item(), rel=1e-5, abs=0)
+    # float64 removes the rounding: the two routes then agree to 1e-12.
+    p64, t64 = pred.double(), target.double()
+    ref = MultiResolutionSTFTLoss(**kw).double()
+    for m in ref.modules():  # auraloss keeps its windows outside the buffers (see vocalfx.metrics.stft)
+        if hasattr(m, "window") and isinstance(m.window, torch.Tensor):
+            m.window = m.window.double()
+    assert mss(p64, t64).item() == pytest.approx(ref(p64, t64).item(), rel=1e-12, abs=0)
 
 
 def test_mss_builds_its_loss_once_per_setting():

@@ -8,8 +8,8 @@
 - :func:`evaluate` runs them, one resumable result cell per track x method, optionally in worker
   processes; :func:`score` is the scoring step (render the whole dry with the prediction, compare
   with the whole wet: MSS and MLDR on L/R and M/S, PMSE).
-- ``vocalfx eval`` is the command line (:mod:`vocalfx.evaluation.cli`); ``docs/evaluation.md`` has
-  the dev-corpus table.
+- ``vocalfx eval`` is the command line (:mod:`vocalfx.cli.eval`); ``docs/evaluation.md`` has the
+  dev-corpus table.
 
 Example:
     >>> from vocalfx.evaluation import MethodOptions, evaluate, load_corpus, parse_methods
@@ -20,43 +20,73 @@ Example:
     >>> print(res.table)                                                    # doctest: +SKIP
 """
 
+# Layers, each importing only those above it: corpus (tracks, protocol) -> registry (the Method
+# interface; it imports no method) -> context -> the method modules -> cells/report -> runner.
 from .corpus import (
     Corpus,
     EvalError,
     TrackData,
     TrackSpec,
-    active_chunk_mask,
+    check_vector,
     load_corpus,
     load_presets,
     prepare_track,
+    render_vector,
 )
-from .methods import (
-    EvalContext,
+from .registry import (
+    DEFAULT_ALPHAS,
+    DEFAULT_ENCODERS,
     Method,
     MethodOptions,
     Prediction,
     available_methods,
+    check_encoder,
+    format_alpha,
+    load_plugin,
+    parse_alpha,
     parse_methods,
     register_method,
 )
-from .runner import METRICS, EvalResult, evaluate, score
+from .context import EvalContext
+
+# The built-in methods register themselves when imported, in this order (the order of ``all``).
+from .baselines import NearestParameters, Oracle, PriorMean  # noqa: E402
+from .nn_embed import NearestEmbedding  # noqa: E402
+from .ito import InferenceTimeOptimisation  # noqa: E402
+from .ito_nn import ITOFromNearest  # noqa: E402
+
+from .cells import METRICS  # noqa: E402
+from .runner import EvalResult, evaluate, score  # noqa: E402
 
 __all__ = [
     "Corpus",
     "EvalError",
     "TrackData",
     "TrackSpec",
-    "active_chunk_mask",
+    "check_vector",
     "load_corpus",
     "load_presets",
     "prepare_track",
+    "render_vector",
+    "DEFAULT_ALPHAS",
+    "DEFAULT_ENCODERS",
     "EvalContext",
     "Method",
     "MethodOptions",
     "Prediction",
     "available_methods",
+    "check_encoder",
+    "format_alpha",
+    "load_plugin",
+    "parse_alpha",
     "parse_methods",
     "register_method",
+    "Oracle",
+    "PriorMean",
+    "NearestParameters",
+    "NearestEmbedding",
+    "InferenceTimeOptimisation",
+    "ITOFromNearest",
     "METRICS",
     "EvalResult",
     "evaluate",

@@ -25,7 +25,7 @@ preset, PMSE and the methods that need the true preset (oracle, nn-param) are no
 loudness-normalised to ``lufs``; the wet track is the dry (at that level) rendered with the true
 preset, not renormalised; both are cut into ``chunk_seconds`` chunks (the remainder is dropped);
 chunks whose wet signal is inactive (median of the 50 ms running peak of the channel mean at or
-below -60 dBFS, DiffVox's rule) are dropped; of the remaining chunks, the wet ones at even
+below -60 dBFS, DiffVox's rule, :func:`vocalfx.matching.chunks.active_mask`) are dropped; of the remaining chunks, the wet ones at even
 positions are the *reference* and the dry ones at odd positions the *input*.
 """
 
@@ -40,9 +40,9 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import VocalfxError
+from ..matching.chunks import CHUNK_SECONDS, TARGET_LUFS, active_mask, cut_chunks
 from ..params import NUM_PARAMS, SAMPLE_RATE
 from ..preset import Preset, PresetError, import_diffvox_collection, load_collection
 
@@ -54,20 +54,12 @@ __all__ = [
     "load_corpus",
     "load_presets",
     "prepare_track",
-    "active_chunk_mask",
-    "DEFAULT_CHUNK_SECONDS",
-    "DEFAULT_LUFS",
-    "ACTIVE_PEAK",
+    "render_vector",
+    "check_vector",
 ]
 
 PathLike = Union[str, Path]
 
-#: Chunk length (s) and loudness (LUFS) of DiffVox's protocol, used when the corpus does not say.
-DEFAULT_CHUNK_SECONDS = 11.0
-DEFAULT_LUFS = -18.0
-#: A chunk is active when the median of its 50 ms running peak exceeds this (-60 dBFS).
-ACTIVE_PEAK = 1e-3
-_ACTIVE_WINDOW_S = 0.05
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
@@ -120,8 +112,8 @@ class Corpus:
 
     root: Path
     tracks: List[TrackSpec]
-    chunk_seconds: float = DEFAULT_CHUNK_SECONDS
-    lufs: float = DEFAULT_LUFS
+    chunk_seconds: float = CHUNK_SECONDS
+    lufs: float = TARGET_LUFS
     presets_source: str = ""
     description: str = ""
 
@@ -202,10 +194,10 @@ def load_corpus(
     sr = proto.get("sample_rate", SAMPLE_RATE)
     if sr != SAMPLE_RATE:
         raise EvalError(f"{proto_path}: sample_rate {sr} Hz; the protocol runs at {SAMPLE_RATE} Hz")
-    cs = float(chunk_seconds if chunk_seconds is not None else proto.get("chunk_seconds", DEFAULT_CHUNK_SECONDS))
+    cs = float(chunk_seconds if chunk_seconds is not None else proto.get("chunk_seconds", CHUNK_SECONDS))
     if not (math.isfinite(cs) and cs > 0.1):
         raise EvalError(f"chunk_seconds must be a number above 0.1 s, got {cs}")
-    lufs = float(proto.get("lufs", DEFAULT_LUFS))
+    lufs = float(proto.get("lufs", TARGET_LUFS))
     if not (math.isfinite(lufs) and -70 < lufs < 0):
         raise EvalError(f"{proto_path}: lufs must lie in (-70, 0), got {lufs}")
 
@@ -318,29 +310,15 @@ class TrackData:
         }
 
 
-def active_chunk_mask(chunks: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
-    """DiffVox's activity rule: the median over time of the 50 ms running peak of the channel mean.
-
-    Args:
-        chunks: ``(n, channels, time)``.
-
-    Returns:
-        ``(n,)`` booleans, ``True`` where the median exceeds :data:`ACTIVE_PEAK` (-60 dBFS).
-    """
-    window = max(1, int(sample_rate * _ACTIVE_WINDOW_S))
-    peaks = F.max_pool1d(chunks.mean(1, keepdim=True).abs(), window, stride=1).squeeze(1)
-    med = torch.stack([torch.quantile(p.double(), 0.5) for p in peaks])
-    return med > ACTIVE_PEAK
-
-
-def _render(dry: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
-    from ..render import _chain
+def render_vector(dry: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
+    """The dry ``(1, time)`` rendered with a raw vector at 44.1 kHz in float32, ``(2, time)``."""
+    from ..render import cached_chain
 
     with torch.no_grad():
-        return _chain(float(SAMPLE_RATE))(dry.unsqueeze(0), params=vector.to(torch.float32).unsqueeze(0))[0]
+        return cached_chain(float(SAMPLE_RATE))(dry.unsqueeze(0), params=vector.to(torch.float32).unsqueeze(0))[0]
 
 
-def prepare_track(spec: TrackSpec, *, chunk_seconds: float = DEFAULT_CHUNK_SECONDS, lufs: float = DEFAULT_LUFS) -> TrackData:
+def prepare_track(spec: TrackSpec, *, chunk_seconds: float = CHUNK_SECONDS, lufs: float = TARGET_LUFS) -> TrackData:
     """Load a track and apply the protocol (module docstring): dry at ``lufs``, wet, chunks.
 
     Raises:
@@ -368,7 +346,7 @@ def prepare_track(spec: TrackSpec, *, chunk_seconds: float = DEFAULT_CHUNK_SECON
             notes.append(f"dry and wet lengths differ; both cut to {n} samples")
         dry, wet = dry[:, :n].contiguous(), wet[:, :n].contiguous()
     else:
-        wet = _render(dry, true_vector)
+        wet = render_vector(dry, true_vector)
         if not torch.isfinite(wet).all():
             raise EvalError(f"{spec.name}: the true preset renders non-finite audio")
 
@@ -379,9 +357,9 @@ def prepare_track(spec: TrackSpec, *, chunk_seconds: float = DEFAULT_CHUNK_SECON
             f"{spec.name}: {dry.shape[-1] / SAMPLE_RATE:.2f} s long; the protocol needs at least two "
             f"{chunk_seconds:g} s chunks"
         )
-    dry_chunks = dry[:, : n_chunks * chunk].reshape(1, n_chunks, chunk).transpose(0, 1)
-    wet_chunks = wet[:, : n_chunks * chunk].reshape(2, n_chunks, chunk).transpose(0, 1)
-    active = active_chunk_mask(wet_chunks)
+    dry_chunks = cut_chunks(dry, chunk, cover_tail=False)
+    wet_chunks = cut_chunks(wet, chunk, cover_tail=False)
+    active = active_mask(wet_chunks, SAMPLE_RATE)
     n_active = int(active.sum())
     if n_active < 2:
         raise EvalError(

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence
 
+from ..matching import DEFAULT_LR, DEFAULT_STEPS, MatchError, match
+from .context import EvalContext
 from .corpus import EvalError, TrackData
-from .methods import (
+from .registry import (
     DEFAULT_ALPHAS,
-    EvalContext,
     Method,
     MethodOptions,
     Prediction,
-    _format_alpha,
     check_encoder,
+    format_alpha,
     parse_alpha,
     register_method,
 )
@@ -61,15 +62,13 @@ class InferenceTimeOptimisation(Method):
     @property
     def name(self) -> str:
         suffix = "" if self.space in (None, "raw") else f"-{self.space}"
-        return f"ito-{self.encoder}-a{_format_alpha(self.alpha)}{suffix}"
+        return f"ito-{self.encoder}-a{format_alpha(self.alpha)}{suffix}"
 
     @property
     def spec(self) -> str:
-        return f"ito:{self.encoder}:{_format_alpha(self.alpha)}"
+        return f"ito:{self.encoder}:{format_alpha(self.alpha)}"
 
     def _settings(self):
-        from ..ito import DEFAULT_LR, DEFAULT_STEPS
-
         return (
             DEFAULT_STEPS if self.steps is None else int(self.steps),
             DEFAULT_LR if self.lr is None else float(self.lr),
@@ -93,12 +92,10 @@ class InferenceTimeOptimisation(Method):
         return config
 
     def predict(self, track: TrackData, context: EvalContext) -> Prediction:
-        return self._match(track, context)
+        return self.match_from(track, context)
 
-    def _match(self, track: TrackData, context: EvalContext, init=None) -> Prediction:
+    def match_from(self, track: TrackData, context: EvalContext, init=None) -> Prediction:
         """Run :func:`vocalfx.match` on the track's chunks from ``init`` (``None``: the prior mean)."""
-        from ..ito import MatchError, match
-
         steps, lr, space = self._settings()
         n_in, _, length = track.input.shape
         dry = track.input.permute(1, 0, 2).reshape(1, n_in * length)

@@ -21,8 +21,9 @@ import numpy as np
 
 from .corpus import EvalError, TrackData
 from .ito import InferenceTimeOptimisation
-from .methods import EvalContext, Prediction, _format_alpha, register_method
-from .nn_embed import _collection_scores
+from .context import EvalContext
+from .nn_embed import collection_scores
+from .registry import Prediction, format_alpha, register_method
 
 __all__ = ["ITOFromNearest"]
 
@@ -39,18 +40,18 @@ class ITOFromNearest(InferenceTimeOptimisation):
 
     @property
     def spec(self) -> str:
-        return f"ito-nn:{self.encoder}:{_format_alpha(self.alpha)}"
+        return f"ito-nn:{self.encoder}:{format_alpha(self.alpha)}"
 
     def config(self, context: EvalContext) -> Dict[str, Any]:
         return {**super().config(context), "method": self.name, "init": "nn-emb", "collection": context.collection()[2]}
 
     def predict(self, track: TrackData, context: EvalContext) -> Prediction:
-        nll, _, _, nn_seconds = _collection_scores(track, context, self.encoder)[self.encoder]
+        nll, _, _, nn_seconds = collection_scores(track, context, self.encoder)[self.encoder]
         if not np.isfinite(nll).any():
             raise EvalError(f"{track.name}: no preset of the collection renders finite audio on the input")
         i = int(np.argmin(nll))
         t0 = time.perf_counter()
-        pred = self._match(track, context, init=context.collection_vectors()[i].double().numpy())
+        pred = self.match_from(track, context, init=context.collection_vectors()[i].double().numpy())
         pred.info.update({"init_index": i, "init_preset": context.collection()[0][i].name, "init_nll": float(nll[i])})
         pred.seconds = nn_seconds + (time.perf_counter() - t0)
         return pred

@@ -3,7 +3,7 @@
 Every preset of the collection (:attr:`MethodOptions.collection`) renders the track's input
 chunks; the renders and the reference chunks are scaled by one over the reference chunks' peak
 and embedded; the preset whose renders have the highest angular likelihood of the reference
-embeddings (:func:`vocalfx.ito.ito_nll`, the ITO data term without the prior) is the prediction.
+embeddings (:func:`vocalfx.matching.ito_nll`, the ITO data term without the prior) is the prediction.
 It uses only the reference and the input, so it is a fair baseline for ITO.
 
 The renders are the expensive part (one chain pass per preset), so they are computed once per
@@ -21,10 +21,13 @@ import numpy as np
 import torch
 
 from ..params import SAMPLE_RATE
+from ..matching.objectives import ito_nll
+from ..render import cached_chain
+from .context import EvalContext
 from .corpus import EvalError, TrackData
-from .methods import EvalContext, Method, MethodOptions, Prediction, check_encoder, register_method
+from .registry import Method, MethodOptions, Prediction, check_encoder, register_method
 
-__all__ = ["NearestEmbedding"]
+__all__ = ["NearestEmbedding", "collection_scores"]
 
 
 @register_method("nn-emb")
@@ -61,7 +64,7 @@ class NearestEmbedding(Method):
         }
 
     def predict(self, track: TrackData, context: EvalContext) -> Prediction:
-        scores = _collection_scores(track, context, self.encoder)
+        scores = collection_scores(track, context, self.encoder)
         nll, s_mid, s_side, seconds = scores[self.encoder]
         if not np.isfinite(nll).any():
             raise EvalError(f"{track.name}: no preset of the collection renders finite audio on the input")
@@ -82,10 +85,17 @@ class NearestEmbedding(Method):
         return Prediction(context.collection_vectors()[i].clone(), info, seconds=seconds)
 
 
-def _collection_scores(track: TrackData, context: EvalContext, encoder: str) -> Dict[str, tuple]:
-    """Per encoder: ``(nll, sigma_mid, sigma_side)`` arrays over the collection and its cost in s (cached per track)."""
-    from ..ito import ito_nll
-    from ..render import _chain
+def collection_scores(track: TrackData, context: EvalContext, encoder: str) -> Dict[str, tuple]:
+    """Score every collection preset on the track: its renders of the input against the reference.
+
+    The renders are shared by every ``nn-emb`` encoder pending on the track and cached in
+    :attr:`EvalContext.cache` (``ito-nn`` reuses them).
+
+    Returns:
+        Per encoder name: ``(nll, sigma_mid, sigma_side, seconds)``: three arrays over the
+        collection (``inf``/NaN where a preset renders non-finite audio) and the encoder's share
+        of the compute time (s).
+    """
 
     key = ("nn-emb", context.collection()[2])
     cache: Dict[str, tuple] = context.cache.setdefault(key, {})
@@ -94,7 +104,7 @@ def _collection_scores(track: TrackData, context: EvalContext, encoder: str) -> 
     if not todo:
         return cache
     scale = 1.0 / float(track.reference.abs().amax())
-    chain = _chain(float(SAMPLE_RATE))
+    chain = cached_chain(float(SAMPLE_RATE))
     encoders = {name: context.encoder(name) for name in todo}
     vectors = context.collection_vectors()
     n = vectors.shape[0]

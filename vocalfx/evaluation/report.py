@@ -17,7 +17,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["write_reports", "read_cells", "summary_table", "METRIC_TITLES"]
+from .cells import METRICS, read_cells
+
+__all__ = ["write_reports", "summary_table", "METRIC_TITLES"]
 
 #: Column titles of the metrics (L/R = left/right, M/S = mid/side).
 METRIC_TITLES = {
@@ -27,22 +29,6 @@ METRIC_TITLES = {
     "mldr_ms": "MLDR M/S",
     "pmse": "PMSE",
 }
-
-
-def read_cells(out: Path, tracks: Sequence[str], methods: Sequence[str]) -> Dict[Tuple[str, str], Optional[Dict[str, Any]]]:
-    """The cell of every ``(track, method)`` pair, or ``None`` where there is none yet."""
-    from .runner import CELL_FORMAT, cell_path
-
-    cells = {}
-    for t in tracks:
-        for m in methods:
-            p = cell_path(out, t, m)
-            try:
-                c = json.loads(p.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                c = None
-            cells[(t, m)] = c if isinstance(c, dict) and c.get("format") == CELL_FORMAT else None
-    return cells
 
 
 def _fmt(v: float) -> str:
@@ -62,8 +48,6 @@ def summary_table(
         (plus ``stats[method]["predict_s"]``), the tracks used, and one line per failed or missing
         cell.
     """
-    from .runner import METRICS
-
     problems = []
     complete = []
     for t in tracks:
@@ -99,8 +83,6 @@ def summary_table(
 
 
 def _markdown_table(stats, methods: Sequence[str], which: str) -> str:
-    from .runner import METRICS
-
     cols = [METRIC_TITLES[k] for k in METRICS]
     head = "| method | " + " | ".join(cols) + " | tracks |" + (" predict s |" if which == "mean" else "")
     sep = "|---|" + "---:|" * (len(cols) + 1) + ("---:|" if which == "mean" else "")
@@ -118,8 +100,6 @@ def _markdown_table(stats, methods: Sequence[str], which: str) -> str:
 def write_reports(out: Path, corpus, methods, run: Dict[str, Any]) -> Tuple[str, List[str]]:
     """Write ``results.csv``, ``summary.csv`` and ``summary.md`` into ``out``; return the markdown and problems."""
     from ..io import atomic_write_text
-    from .runner import METRICS
-
     tracks = [t.name for t in corpus.tracks]
     names = [m.name for m in methods]
     applicable = {(t.name, m.name): not (m.needs_true_preset and t.preset is None) for t in corpus.tracks for m in methods}

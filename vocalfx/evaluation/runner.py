@@ -36,26 +36,16 @@ import torch
 
 from ..errors import VocalfxError
 from ..params import SAMPLE_RATE
-from .corpus import Corpus, EvalError, TrackData, TrackSpec, _render, check_vector, prepare_track
-from .methods import EvalContext, Method, MethodOptions, load_plugin, parse_methods
+from .cells import CELL_FORMAT, FORMAT_VERSION, METRICS, RUN_FORMAT, cell_path, jsonable, write_cell
+from .context import EvalContext
+from .corpus import Corpus, EvalError, TrackData, TrackSpec, check_vector, prepare_track, render_vector
+from .registry import Method, MethodOptions, load_plugin, parse_methods
+from .report import write_reports
 
 __all__ = ["evaluate", "score", "EvalResult", "METRICS", "CELL_FORMAT", "cell_path"]
 
-CELL_FORMAT = "vocalfx-eval-cell"
-RUN_FORMAT = "vocalfx-eval-run"
-FORMAT_VERSION = 1
-#: Metric keys of a cell, in table order: MSS and MLDR on left/right (DiffVox's published "MSS"
-#: and "MLDR"), the same on mid/side, and PMSE.
-METRICS: Tuple[str, ...] = ("mss_lr", "mldr_lr", "mss_ms", "mldr_ms", "pmse")
-
-
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def cell_path(out: Path, track: str, method: str) -> Path:
-    """Where the cell of ``track`` x ``method`` lives."""
-    return Path(out) / "cells" / track / f"{method}.json"
 
 
 def score(track: TrackData, vector: Any) -> Dict[str, float]:
@@ -71,25 +61,17 @@ def score(track: TrackData, vector: Any) -> Dict[str, float]:
     from ..metrics import mldr, mss, pmse
 
     v = check_vector(vector, track.name)
-    pred = _render(track.dry, v)
+    pred = render_vector(track.dry, v)
     if not torch.isfinite(pred).all():
         raise EvalError(f"{track.name}: the predicted preset renders non-finite audio")
     p, t = pred.unsqueeze(0), track.wet.unsqueeze(0)
-    # oneDNN's conv1d is several times slower than PyTorch's own kernel for the A-weighting FIR of
-    # mss on (2, 1, time) inputs (MSS of a 44 s track: 11 s -> 6 s on one thread); the two agree to
-    # float32 rounding (relative 1e-6, tests/test_evaluation.py).
-    onednn = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
-        with torch.no_grad():
-            out = {
-                "mss_lr": float(mss(p, t, SAMPLE_RATE)),
-                "mldr_lr": float(mldr(p, t, SAMPLE_RATE)),
-                "mss_ms": float(mss(p, t, SAMPLE_RATE, mid_side=True)),
-                "mldr_ms": float(mldr(p, t, SAMPLE_RATE, mid_side=True)),
-            }
-    finally:
-        torch.backends.mkldnn.enabled = onednn
+    with torch.no_grad():
+        out = {
+            "mss_lr": float(mss(p, t, SAMPLE_RATE)),
+            "mldr_lr": float(mldr(p, t, SAMPLE_RATE)),
+            "mss_ms": float(mss(p, t, SAMPLE_RATE, mid_side=True)),
+            "mldr_ms": float(mldr(p, t, SAMPLE_RATE, mid_side=True)),
+        }
     out["pmse"] = float(pmse(v, track.true_vector)) if track.true_vector is not None else math.nan
     return out
 
@@ -154,28 +136,6 @@ def _exit_with_parent(interval_s: float = 2.0) -> None:
     threading.Thread(target=watch, name="vocalfx-eval-parent-watch", daemon=True).start()
 
 
-def _write_cell(out: Path, cell: Dict[str, Any]) -> None:
-    from ..io import atomic_write_text
-
-    path = cell_path(out, cell["track"], cell["method"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(_jsonable(cell), indent=1, allow_nan=True) + "\n")
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, torch.Tensor):
-        return _jsonable(x.detach().cpu().tolist())
-    if hasattr(x, "tolist") and not isinstance(x, (str, bytes)):
-        return _jsonable(x.tolist())
-    if isinstance(x, (str, int, float, bool)) or x is None:
-        return x
-    return str(x)
-
-
 def run_track(
     spec: TrackSpec,
     method_specs: Sequence[str],
@@ -203,7 +163,7 @@ def run_track(
 
     def finish(method: Method, cell: Dict[str, Any]) -> None:
         cell = {**base, "method": method.name, "config": configs[method.name], **cell, "finished": _now()}
-        _write_cell(out, cell)
+        write_cell(out, cell)
         counts["computed"] += 1
         counts["failed"] += cell["status"] != "ok"
         if on_cell is not None:
@@ -260,7 +220,7 @@ def _machine() -> Dict[str, Any]:
         load = [round(v, 2) for v in os.getloadavg()]
     except OSError:
         load = None
-    from .. import __version__
+    from .._version import __version__
 
     return {
         "host": platform.node(),
@@ -283,7 +243,7 @@ def _read_json(path: Path) -> Optional[Dict[str, Any]]:
 
 def _norm(x: Any) -> Any:
     """JSON round trip, so that configs compare as they are stored."""
-    return json.loads(json.dumps(_jsonable(x), sort_keys=True))
+    return json.loads(json.dumps(jsonable(x), sort_keys=True))
 
 
 def _load_run(out: Path, protocol: Dict[str, Any]) -> Dict[str, Any]:
@@ -303,7 +263,7 @@ def _load_run(out: Path, protocol: Dict[str, Any]) -> Dict[str, Any]:
 def _save_run(out: Path, run: Dict[str, Any]) -> None:
     from ..io import atomic_write_text
 
-    atomic_write_text(out / "run.json", json.dumps(_jsonable(run), indent=1) + "\n")
+    atomic_write_text(out / "run.json", json.dumps(jsonable(run), indent=1) + "\n")
 
 
 def evaluate(
@@ -342,7 +302,6 @@ def evaluate(
     """
     from tqdm.auto import tqdm
 
-    from .report import write_reports
 
     options = options or MethodOptions()
     if jobs < 1:

@@ -1,4 +1,4 @@
-"""Style-transfer methods under evaluation: one interface, a registry, and the simple baselines.
+"""Style-transfer methods under evaluation: the interface and the registry.
 
 A method predicts a preset for a prepared track (:class:`~vocalfx.evaluation.corpus.TrackData`:
 the reference chunks, the input chunks and, for oracle-informed baselines only, the true preset).
@@ -8,13 +8,15 @@ It is a subclass of :class:`Method` registered under a *family* name with
 Method specs, as given to ``vocalfx eval --methods`` and :func:`parse_methods`:
 
 =====================  =========================================================================
-``oracle``             the true preset (the wet track's own parameters)
+``oracle``             the true preset (the wet track's own parameters); these three baselines
+                       are in :mod:`.baselines`
 ``mean``               the prior's mean
 ``nn-param``           the collection preset nearest to the true preset in raw parameter space
                        (mean squared difference, as PMSE; oracle-informed, as DiffVox reports it)
 ``nn-emb[:ENC]``       the collection preset whose render of the input best matches the reference
                        in ENC's embedding space (:mod:`vocalfx.evaluation.nn_embed`)
 ``ito[:ENC[:ALPHA]]``  inference-time optimisation, :func:`vocalfx.match` (:mod:`.ito`)
+``ito-nn[:ENC[:A]]``   the same from the ``nn-emb`` pick (:mod:`.ito_nn`; not part of ``all``)
 ``all``                all of the above for every ``--encoders`` and ``--alphas`` value
 =====================  =========================================================================
 
@@ -24,8 +26,9 @@ A family name without arguments expands over :attr:`MethodOptions.encoders` and
 :attr:`Method.spec` that rebuilds it in a worker process.
 
 Adding a method is one file: subclass :class:`Method`, decorate it with
-``@register_method("family")`` and either import the module at the bottom of this file or pass
-it to ``vocalfx eval --plugin FILE``.
+``@register_method("family")`` and either import the module in ``vocalfx/evaluation/__init__.py``
+(where the built-in method modules are imported: this module imports none of them) or pass it to
+``vocalfx eval --plugin FILE``.
 
 Example:
     >>> @register_method("zero")
@@ -36,33 +39,30 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
 
-import numpy as np
-import torch
+from .corpus import EvalError, TrackData
 
-from ..preset import Preset
-from .corpus import EvalError, TrackData, load_presets
+if TYPE_CHECKING:  # annotations only: the context module imports this one
+    from .context import EvalContext
 
 __all__ = [
     "Method",
     "Prediction",
     "MethodOptions",
-    "EvalContext",
     "register_method",
     "available_methods",
     "parse_methods",
     "load_plugin",
-    "Oracle",
-    "PriorMean",
-    "NearestParameters",
+    "format_alpha",
+    "parse_alpha",
+    "check_encoder",
     "DEFAULT_ENCODERS",
     "DEFAULT_ALPHAS",
 ]
@@ -121,107 +121,6 @@ class MethodOptions:
         return asdict(self)
 
 
-def _digest(*arrays: np.ndarray) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
-    return h.hexdigest()[:16]
-
-
-class EvalContext:
-    """Shared, lazily loaded resources of one process, plus a per-track cache.
-
-    Attributes:
-        options: the run's :class:`MethodOptions`.
-        cache: cleared for every track; methods may share work through it (e.g. renders of the
-            collection on the track's input).
-        pending: the methods this process runs on the current track.
-    """
-
-    def __init__(self, options: MethodOptions) -> None:
-        self.options = options
-        self.cache: Dict[Any, Any] = {}
-        self.pending: List["Method"] = []
-        self._prior = None
-        self._collection: Optional[Tuple[List[Preset], str, str]] = None
-        self._vectors: Optional[torch.Tensor] = None
-        self._encoders: Dict[str, torch.nn.Module] = {}
-
-    def start_track(self, pending: Sequence["Method"]) -> None:
-        self.cache = {}
-        self.pending = list(pending)
-
-    def prior(self):
-        """The run's :class:`~vocalfx.prior.GaussianPrior`."""
-        if self._prior is None:
-            from ..prior import GaussianPrior
-
-            if self.options.prior in (None, "", "default"):
-                self._prior = GaussianPrior.default()
-            else:
-                p = Path(self.options.prior)
-                if not p.is_file():
-                    raise EvalError(f"--prior {p}: no such file")
-                self._prior = GaussianPrior.load(p)
-        return self._prior
-
-    def prior_id(self) -> str:
-        """``source`` of the prior plus a digest of its mean and covariance."""
-        pr = self.prior()
-        label = Path(self.options.prior).name if self.options.prior not in (None, "", "default") else "default"
-        return f"{label} sha:{_digest(pr.mean.double().numpy(), pr.cov.double().numpy())}"
-
-    def collection(self) -> Tuple[List[Preset], str, str]:
-        """``(presets, description, id)`` of the nearest-neighbour collection.
-
-        The id (file name, size and a digest of the vectors) is what result cells record, so the
-        same collection reached by another path still resumes.
-        """
-        if self._collection is None:
-            spec = self.options.collection
-            if spec in (None, "", "starter"):
-                from .._data import data_path
-
-                path = data_path("presets", "vocalfx-starter.json")
-                presets = load_presets(path)
-                desc = "shipped vocalfx-starter.json"
-            else:
-                path = Path(spec)
-                presets = load_presets(path, use_train_index=True)
-                rows = " (train_index.npy rows)" if path.is_dir() and (path / "train_index.npy").is_file() else ""
-                desc = f"{path}{rows}"
-            if not presets:
-                raise EvalError(f"collection {path}: empty")
-            vectors = np.stack([p.raw for p in presets])
-            ident = f"{Path(path).name}: {len(presets)} presets sha:{_digest(vectors)}"
-            self._collection = (presets, desc, ident)
-        return self._collection
-
-    def collection_vectors(self) -> torch.Tensor:
-        """The collection as an ``(N, 130)`` float64 tensor."""
-        if self._vectors is None:
-            self._vectors = torch.from_numpy(np.stack([p.raw for p in self.collection()[0]]))
-        return self._vectors
-
-    def encoder_options(self, name: str) -> Dict[str, Any]:
-        return dict(self.options.encoder_options.get(name, {}))
-
-    def encoder(self, name: str) -> torch.nn.Module:
-        """The encoder ``name`` at 44.1 kHz (built once per process)."""
-        if name not in self._encoders:
-            from ..embed import get_encoder
-            from ..errors import VocalfxError
-
-            try:
-                enc = get_encoder(name, sample_rate=44100, **self.encoder_options(name))
-            except VocalfxError:
-                raise
-            except (ValueError, TypeError) as e:
-                raise EvalError(f"encoder {name!r}: {e}") from None
-            self._encoders[name] = enc.eval().requires_grad_(False)
-        return self._encoders[name]
-
-
 class Method:
     """Base class of evaluation methods.
 
@@ -258,11 +157,11 @@ class Method:
         """A spec that :func:`parse_methods` turns back into exactly this method."""
         return self.family
 
-    def config(self, context: EvalContext) -> Dict[str, Any]:
+    def config(self, context: "EvalContext") -> Dict[str, Any]:
         """Everything the prediction depends on besides the track (compared on resume)."""
         return {"method": self.name}
 
-    def predict(self, track: TrackData, context: EvalContext) -> Prediction:
+    def predict(self, track: TrackData, context: "EvalContext") -> Prediction:
         """Predict the raw preset vector for ``track``."""
         raise NotImplementedError
 
@@ -342,11 +241,13 @@ def load_plugin(ref: str) -> None:
         raise EvalError(f"--plugin {ref}: {e}") from None
 
 
-def _format_alpha(alpha: float) -> str:
+def format_alpha(alpha: float) -> str:
+    """How an alpha appears in method names and specs (``0.1``, ``1``)."""
     return f"{alpha:g}"
 
 
 def parse_alpha(text: str) -> float:
+    """A prior weight from a spec or the command line (raises :class:`EvalError`)."""
     try:
         a = float(text)
     except ValueError:
@@ -357,61 +258,9 @@ def parse_alpha(text: str) -> float:
 
 
 def check_encoder(name: str) -> str:
+    """``name`` if it is a registered encoder (raises :class:`EvalError`)."""
     from ..embed import available_encoders
 
     if name not in available_encoders():
         raise EvalError(f"unknown encoder {name!r}; available: {', '.join(available_encoders())}")
     return name
-
-
-# ----------------------------------------------------------------------------------------------
-# Baselines
-
-
-@register_method("oracle")
-class Oracle(Method):
-    """The true preset: the best any method can do (0 on every metric for rendered wet tracks)."""
-
-    needs_true_preset = True
-
-    def predict(self, track: TrackData, context: EvalContext) -> Prediction:
-        return Prediction(track.true_vector.clone())
-
-
-@register_method("mean")
-class PriorMean(Method):
-    """The prior's mean, whatever the reference (DiffVox's "mean" baseline)."""
-
-    def config(self, context: EvalContext) -> Dict[str, Any]:
-        return {"method": self.name, "prior": context.prior_id()}
-
-    def predict(self, track: TrackData, context: EvalContext) -> Prediction:
-        return Prediction(context.prior().mean.double().clone())
-
-
-@register_method("nn-param")
-class NearestParameters(Method):
-    """The collection preset nearest to the true one in raw parameter space (oracle-informed).
-
-    Distance: the mean squared difference of the 130 raw values, i.e. PMSE, as DiffVox's
-    ``nn_param`` baseline. It needs the true preset, so it is a bound on what retrieval from the
-    collection could achieve in parameter space, not a usable method.
-    """
-
-    needs_true_preset = True
-
-    def config(self, context: EvalContext) -> Dict[str, Any]:
-        return {"method": self.name, "collection": context.collection()[2]}
-
-    def predict(self, track: TrackData, context: EvalContext) -> Prediction:
-        vectors = context.collection_vectors()
-        d = (vectors - track.true_vector.unsqueeze(0)).square().mean(-1)
-        i = int(torch.argmin(d))
-        presets = context.collection()[0]
-        return Prediction(vectors[i].clone(), {"index": i, "preset": presets[i].name, "pmse": float(d[i])})
-
-
-# Methods in their own modules register themselves when imported.
-from . import nn_embed as _nn_embed  # noqa: E402,F401
-from . import ito as _ito  # noqa: E402,F401
-from . import ito_nn as _ito_nn  # noqa: E402,F401

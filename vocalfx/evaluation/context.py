@@ -1,0 +1,120 @@
+"""Resources shared by the methods of one process: the prior, the collection, the encoders, a cache."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..preset import Preset
+from .corpus import EvalError, load_presets
+from .registry import MethodOptions
+
+if TYPE_CHECKING:
+    from .registry import Method
+
+__all__ = ["EvalContext"]
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+    return h.hexdigest()[:16]
+
+
+class EvalContext:
+    """Shared, lazily loaded resources of one process, plus a per-track cache.
+
+    Attributes:
+        options: the run's :class:`MethodOptions`.
+        cache: cleared for every track; methods may share work through it (e.g. renders of the
+            collection on the track's input).
+        pending: the methods this process runs on the current track.
+    """
+
+    def __init__(self, options: MethodOptions) -> None:
+        self.options = options
+        self.cache: Dict[Any, Any] = {}
+        self.pending: List["Method"] = []
+        self._prior = None
+        self._collection: Optional[Tuple[List[Preset], str, str]] = None
+        self._vectors: Optional[torch.Tensor] = None
+        self._encoders: Dict[str, torch.nn.Module] = {}
+
+    def start_track(self, pending: Sequence["Method"]) -> None:
+        self.cache = {}
+        self.pending = list(pending)
+
+    def prior(self):
+        """The run's :class:`~vocalfx.prior.GaussianPrior`."""
+        if self._prior is None:
+            from ..prior import GaussianPrior
+
+            if self.options.prior in (None, "", "default"):
+                self._prior = GaussianPrior.default()
+            else:
+                p = Path(self.options.prior)
+                if not p.is_file():
+                    raise EvalError(f"--prior {p}: no such file")
+                self._prior = GaussianPrior.load(p)
+        return self._prior
+
+    def prior_id(self) -> str:
+        """``source`` of the prior plus a digest of its mean and covariance."""
+        pr = self.prior()
+        label = Path(self.options.prior).name if self.options.prior not in (None, "", "default") else "default"
+        return f"{label} sha:{_digest(pr.mean.double().numpy(), pr.cov.double().numpy())}"
+
+    def collection(self) -> Tuple[List[Preset], str, str]:
+        """``(presets, description, id)`` of the nearest-neighbour collection.
+
+        The id (file name, size and a digest of the vectors) is what result cells record, so the
+        same collection reached by another path still resumes.
+        """
+        if self._collection is None:
+            spec = self.options.collection
+            if spec in (None, "", "starter"):
+                from .._data import data_path
+
+                path = data_path("presets", "vocalfx-starter.json")
+                presets = load_presets(path)
+                desc = "shipped vocalfx-starter.json"
+            else:
+                path = Path(spec)
+                presets = load_presets(path, use_train_index=True)
+                rows = " (train_index.npy rows)" if path.is_dir() and (path / "train_index.npy").is_file() else ""
+                desc = f"{path}{rows}"
+            if not presets:
+                raise EvalError(f"collection {path}: empty")
+            vectors = np.stack([p.raw for p in presets])
+            ident = f"{Path(path).name}: {len(presets)} presets sha:{_digest(vectors)}"
+            self._collection = (presets, desc, ident)
+        return self._collection
+
+    def collection_vectors(self) -> torch.Tensor:
+        """The collection as an ``(N, 130)`` float64 tensor."""
+        if self._vectors is None:
+            self._vectors = torch.from_numpy(np.stack([p.raw for p in self.collection()[0]]))
+        return self._vectors
+
+    def encoder_options(self, name: str) -> Dict[str, Any]:
+        return dict(self.options.encoder_options.get(name, {}))
+
+    def encoder(self, name: str) -> torch.nn.Module:
+        """The encoder ``name`` at 44.1 kHz (built once per process)."""
+        if name not in self._encoders:
+            from ..embed import get_encoder
+            from ..errors import VocalfxError
+
+            try:
+                enc = get_encoder(name, sample_rate=44100, **self.encoder_options(name))
+            except VocalfxError:
+                raise
+            except (ValueError, TypeError) as e:
+                raise EvalError(f"encoder {name!r}: {e}") from None
+            self._encoders[name] = enc.eval().requires_grad_(False)
+        return self._encoders[name]
