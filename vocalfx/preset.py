@@ -55,6 +55,8 @@ VERSION = 1
 #: The shipped collection's file name (in ``presets/``), read by :func:`shipped_presets`.
 SHIPPED_COLLECTION = "vocalfx-starter.json"
 PathLike = Union[str, Path]
+#: A raw parameter vector as callers hold one: a tensor, an array or a sequence of numbers.
+VectorLike = Union[torch.Tensor, np.ndarray, Sequence[float]]
 
 
 class PresetError(VocalfxError, ValueError):
@@ -117,19 +119,19 @@ class Preset:
     source: str = ""
     extra: Dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.raw = _check_vector(np.array(self.raw, dtype=np.float64).reshape(-1), f"preset {self.name or '(unnamed)'}")
 
     # --- construction -------------------------------------------------------------------
     @classmethod
-    def from_vector(cls, vector, name: str = "", source: str = "") -> "Preset":
+    def from_vector(cls, vector: VectorLike, name: str = "", source: str = "") -> "Preset":
         """From a raw ``(130,)`` vector (tensor or array)."""
         if isinstance(vector, torch.Tensor):
             vector = vector.detach().cpu().double().numpy()
         return cls(np.asarray(vector, dtype=np.float64), name=name, source=source)
 
     @classmethod
-    def from_diffvox(cls, raw, name: str = "", source: str = "") -> "Preset":
+    def from_diffvox(cls, raw: VectorLike, name: str = "", source: str = "") -> "Preset":
         """From a DiffVox raw vector: 151 values (their layout) or 130 (already masked)."""
         if isinstance(raw, torch.Tensor):
             raw = raw.detach().cpu().double().numpy()

@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import IO, Dict, List, Optional, Tuple, Union
+from typing import IO, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -84,6 +84,8 @@ _KEYS = (
 _PIVOT_RTOL = 1e-12
 
 PathLike = Union[str, "os.PathLike[str]"]
+#: Vectors or matrices as callers hold them: a tensor, an array or nested sequences of numbers.
+ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[float], Sequence[Sequence[float]]]
 
 
 class PriorError(VocalfxError, ValueError):
@@ -161,14 +163,14 @@ class GaussianPrior:
 
     def __init__(
         self,
-        mean,
-        cov,
+        mean: ArrayLike,
+        cov: ArrayLike,
         *,
         n_presets: Optional[int] = None,
         source: str = "",
         shrinkage: Optional[str] = None,
         shrinkage_intensity: Optional[float] = None,
-    ):
+    ) -> None:
         p = P.NUM_PARAMS
         m, c = _as_f64(mean), _as_f64(cov)
         if m.shape != (p,):
@@ -197,7 +199,7 @@ class GaussianPrior:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def fit(cls, vectors, shrinkage: Optional[str] = None, *, source: str = "") -> "GaussianPrior":
+    def fit(cls, vectors: ArrayLike, shrinkage: Optional[str] = None, *, source: str = "") -> "GaussianPrior":
         """Fit the sample mean and covariance of a collection of raw vectors.
 
         Args:
@@ -352,7 +354,7 @@ class GaussianPrior:
         return self._logdet
 
     # ------------------------------------------------------------------ density / sampling
-    def log_prob(self, v) -> torch.Tensor:
+    def log_prob(self, v: ArrayLike) -> torch.Tensor:
         """Log-density of raw vectors under the prior (differentiable).
 
         ``log p(v) = -(p log(2 pi) + log det C + ||L^-1 (v - mean)||^2) / 2`` with ``C = L L^T``

@@ -12,7 +12,7 @@ whatever the length of the input.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator, Optional, Tuple
+from typing import Any, Callable, Iterator, Optional, Tuple
 
 import torch
 import torchaudio.functional as taF
@@ -164,7 +164,7 @@ def iter_separate(
 
 
 def separate_in_memory(
-    mix: torch.Tensor, sample_rate: int, separator: Separator, **kwargs
+    mix: torch.Tensor, sample_rate: int, separator: Separator, **kwargs: Any
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """:func:`iter_separate` over a ``(channels, time)`` tensor, collected into two tensors."""
     channels, frames = mix.shape

@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
@@ -172,7 +172,7 @@ def _download_urls(sigs: List[str]) -> Dict[str, str]:
     return {s: urls[s] for s in sigs if s in urls}
 
 
-def load_demucs_model(name: str = DEFAULT_MODEL, model_dir: Optional[os.PathLike] = None):
+def load_demucs_model(name: str = DEFAULT_MODEL, model_dir: Optional["os.PathLike[str]"] = None) -> Any:
     """Load a Demucs model (a ``demucs.apply.BagOfModels``) from local files only.
 
     Raises:
