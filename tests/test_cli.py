@@ -214,3 +214,10 @@ def test_help_does_not_load_torch():
     )
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]", r.stderr
+
+
+def test_cli_modules_stay_thin():
+    """Issue 15: one module per command, none over 150 lines (parsing, one API call, printing)."""
+    lengths = {p.name: len(p.read_text().splitlines()) for p in (ROOT / "vocalfx" / "cli").glob("*.py")}
+    assert {"render.py", "preset.py", "fit_pair.py", "prior.py", "match.py", "separate.py", "eval.py"} <= set(lengths)
+    assert max(lengths.values()) <= 150, lengths

@@ -181,8 +181,9 @@ def test_missing_model_message(tmp_path, monkeypatch, capsys):
     msg = str(e.value)
     assert "\n" not in msg and "never downloads" in msg
     for part in (str(tmp_path / "given"), str(tmp_path / "env_dir"), ENV_VAR, "checkpoints",
-                 "models--adefossez--HTDemucs", f"{HTDEMUCS_SIG}-", "--model-dir"):
+                 "models--adefossez--HTDemucs", f"{HTDEMUCS_SIG}-", "model_dir=DIR"):
         assert part in msg, part
+    assert "--model-dir" not in msg  # the library names its argument; the CLI names its flag
     mix = tmp_path / "song.wav"
     import soundfile as sf
 
@@ -190,6 +191,7 @@ def test_missing_model_message(tmp_path, monkeypatch, capsys):
     assert main(["separate", str(mix), "-o", str(tmp_path / "out"), "--backend", "demucs", "-q"]) == 1
     err = capsys.readouterr().err
     assert "not found" in err and ENV_VAR in err and len(err.strip().splitlines()) == 1
+    assert "--model-dir DIR" in err
     assert not list((tmp_path / "out").glob("*.wav"))
 
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ..io import AudioInfo
     from ..preset import Preset
 
-__all__ = ["Subparsers", "CLIError", "fail", "resolve_preset", "conversion_notes", "print_notes", "check_at_least", "existing_files"]
+__all__ = ["Subparsers", "CLIError", "MODEL_DIR_HINT", "fail", "resolve_preset", "conversion_notes", "print_notes", "check_at_least", "existing_files"]
 
 #: What ``ArgumentParser.add_subparsers()`` returns, which each command's ``register`` extends
 #: (argparse gives its class no public name).
@@ -25,6 +25,10 @@ Subparsers = Any
 class CLIError(VocalfxError):
     """A problem with the command line that the parser cannot see (e.g. ``--steps -1``, two
     outputs at one path); printed as one line, exit code 1."""
+
+
+#: Appended to a separation backend's missing-model error, which names the API's ``model_dir``.
+MODEL_DIR_HINT = "; on the command line: --model-dir DIR"
 
 
 def fail(msg: str) -> int:

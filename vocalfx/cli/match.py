@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 from ..defaults import CHUNK_SECONDS, MATCH_LR, MATCH_STEPS
-from ._common import CLIError, Subparsers, check_at_least, conversion_notes, existing_files, print_notes, resolve_preset
+from ._common import (
+    MODEL_DIR_HINT, CLIError, Subparsers, check_at_least, conversion_notes, existing_files, print_notes, resolve_preset,
+)
 
 __all__ = ["register", "run"]
 
@@ -44,9 +46,12 @@ def run(a: argparse.Namespace) -> int:
         raise CLIError(f"{a.reference}: {reference.shape[0]} channels; the reference must be mono or stereo")
     separated_with = None
     if a.separate:
-        from ..separate import get_separator, separate
+        from ..separate import ModelNotFoundError, get_separator, separate
 
-        sep = get_separator(a.backend, **({"model_dir": a.model_dir} if a.model_dir else {}))
+        try:
+            sep = get_separator(a.backend, **({"model_dir": a.model_dir} if a.model_dir else {}))
+        except ModelNotFoundError as e:
+            raise CLIError(f"{e}{MODEL_DIR_HINT}") from None
         vocals, _ = separate(reference, SAMPLE_RATE, backend=sep, progress=not a.quiet)
         separated_with = sep.describe()
         if not torch.isfinite(vocals).all() or float(vocals.abs().amax()) == 0.0:

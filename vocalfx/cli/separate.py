@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..defaults import SEPARATE_BACKEND
-from ._common import Subparsers
+from ._common import MODEL_DIR_HINT, CLIError, Subparsers
 
 __all__ = ["register", "run"]
 
@@ -14,15 +14,18 @@ __all__ = ["register", "run"]
 def run(a: argparse.Namespace) -> int:
     import torch
 
-    from ..separate import separate_file
+    from ..separate import ModelNotFoundError, separate_file
 
     if a.threads:
         torch.set_num_threads(a.threads)
     options = {k: v for k, v in (("model", a.model), ("model_dir", a.model_dir)) if v}
-    res = separate_file(
-        a.mix, a.output, a.backend, chunk_seconds=a.chunk_seconds, overlap_seconds=a.overlap_seconds,
-        progress=not a.quiet, **options,
-    )
+    try:
+        res = separate_file(
+            a.mix, a.output, a.backend, chunk_seconds=a.chunk_seconds, overlap_seconds=a.overlap_seconds,
+            progress=not a.quiet, **options,
+        )
+    except ModelNotFoundError as e:
+        raise CLIError(f"{e}{MODEL_DIR_HINT}") from None
     print(f"separated {a.mix} ({res.duration_s:.1f} s, {res.channels} ch, {res.sample_rate} Hz) with {res.backend}")
     print(f"wrote {res.vocals} and {res.accompaniment} (32-bit float WAV)")
     if res.peak > 1.0:

@@ -148,7 +148,7 @@ def find_model_files(name: str = DEFAULT_MODEL, model_dir: Optional[os.PathLike]
     raise ModelNotFoundError(
         f"Demucs model {name!r} not found (vocalfx never downloads weights). Looked in: {where}. "
         f"Put the file(s) {need} (with the {name}.yaml bag file for a multi-model bag) into a directory and pass "
-        f"--model-dir DIR (model_dir=DIR) or set {ENV_VAR}=DIR; running `demucs` once with network access "
+        f"it as model_dir=DIR or set {ENV_VAR}=DIR; running `demucs` once with network access "
         "also fills the caches searched above"
     )
 
