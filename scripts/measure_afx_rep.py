@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torchaudio.functional as AF
 
-from vocalfx.embed.afx_rep import AFxRepEncoder, AFxRepNet, _slaney_mel_basis, _windowed_dft
+from vocalfx.embed.afx_rep import AFxRepEncoder, AFxRepNet, slaney_mel_basis, _windowed_dft
 
 
 def random_checkpoint(directory: Path) -> Path:
@@ -34,7 +34,7 @@ def random_checkpoint(directory: Path) -> Path:
     state = dict(net.state_dict())
     state["spectrogram_extractor.stft.conv_real.weight"] = real.float()
     state["spectrogram_extractor.stft.conv_imag.weight"] = imag.float()
-    state["logmel_extractor.melW"] = _slaney_mel_basis(48000, net.n_fft, net.n_mels, 20.0, 20000.0).float()
+    state["logmel_extractor.melW"] = slaney_mel_basis(48000, net.n_fft, net.n_mels, 20.0, 20000.0).float()
     path = directory / "afx-rep-random.pt"
     torch.save(state, path)
     return path

@@ -389,14 +389,17 @@ def test_nonfinite_weights_are_refused(tmp_path, net):
 
 
 def test_mel_basis_matches_independent_slaney():
-    """vocalfx's expected filter bank (float64 torch, stored as float32) vs the numpy construction."""
+    """vocalfx's filter bank (torchaudio's Slaney bank, float32 arithmetic) vs a float64 numpy construction.
+
+    Tolerance 1e-5 of the peak: torchaudio computes edges and slopes in float32 (eps 1.2e-7),
+    and a slope is a difference of two frequencies near 20 kHz divided by a band width of
+    ~100 Hz, which magnifies rounding ~200x (seen: 3e-6). A wrong edge or normalisation is off
+    by more than 1e-2 of the peak.
+    """
     ours = AFxRepNet().mel_basis.double().numpy()
     ref = numpy_mel_basis()
     assert ours.shape == ref.shape == (1025, 128)
-    assert np.abs(ours - ref).max() <= 1e-6 * ref.max()  # float32 storage: ~6e-8 of the peak
-    # torchaudio's Slaney filter bank (float32 arithmetic) agrees to its own precision
-    ta = AF.melscale_fbanks(1025, 20.0, 20000.0, 128, 48000, norm="slaney", mel_scale="slaney").double().numpy()
-    assert np.abs(ta - ref).max() <= 1e-5 * ref.max()
+    assert np.abs(ours - ref).max() <= 1e-5 * ref.max()
 
 
 def test_log_mel_matches_numpy(net):

@@ -11,7 +11,7 @@ import torch
 from torch.autograd import gradcheck
 
 from vocalfx import functional as VF
-from vocalfx.functional._fft import irfft, rfft
+from vocalfx.functional.fft import irfft, rfft
 from vocalfx.params import FDN_DELAYS
 
 F64 = torch.float64

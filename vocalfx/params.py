@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+
+#: What the unit conversions and vector maps accept: a number, a numpy array or a tensor.
+ArrayLike = Union[float, np.ndarray, torch.Tensor]
 
 __all__ = [
     "SAMPLE_RATE",
@@ -57,19 +60,19 @@ LOOKAHEAD_MAX_MS = 15.0
 SHELF_Q = 0.707  # DiffVox fixes shelf Q to 0.707 (not exactly 1/sqrt(2)); the goldens use it.
 
 
-def db_to_amp(x_db):
+def db_to_amp(x_db: ArrayLike) -> ArrayLike:
     """Decibels to linear amplitude, ``10 ** (x_db / 20)``."""
     return 10.0 ** (x_db / 20.0)
 
 
-def amp_to_db(x):
+def amp_to_db(x: ArrayLike) -> ArrayLike:
     """Linear amplitude to decibels, ``20 * log10(x)``."""
     if isinstance(x, torch.Tensor):
         return 20.0 * torch.log10(x)
     return 20.0 * np.log10(x)
 
 
-def ms_to_coef(time_ms, sample_rate: float):
+def ms_to_coef(time_ms: ArrayLike, sample_rate: float) -> ArrayLike:
     """One-pole smoothing coefficient for a time constant (torchcomp's convention).
 
     ``coef = 1 - exp(-2200 / (time_ms * sample_rate))``.
@@ -79,7 +82,7 @@ def ms_to_coef(time_ms, sample_rate: float):
     return -np.expm1(-2200.0 / (np.asarray(time_ms, dtype=np.float64) * sample_rate))
 
 
-def coef_to_ms(coef, sample_rate: float):
+def coef_to_ms(coef: ArrayLike, sample_rate: float) -> ArrayLike:
     """Inverse of :func:`ms_to_coef`: ``-2200 / (sample_rate * log(1 - coef))``."""
     if isinstance(coef, torch.Tensor):
         return -2200.0 / (sample_rate * torch.log1p(-coef))
@@ -246,7 +249,7 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def native_to_raw(native) -> np.ndarray:
+def native_to_raw(native: ArrayLike) -> np.ndarray:
     """Inverse of :func:`raw_to_native` (float64 numpy). Raises ``ValueError`` out of range."""
     v = np.asarray(native, dtype=np.float64)
     if v.shape[-1] != NUM_PARAMS:
@@ -267,7 +270,7 @@ def native_to_raw(native) -> np.ndarray:
     return out
 
 
-def native_to_display(native) -> np.ndarray:
+def native_to_display(native: ArrayLike) -> np.ndarray:
     """Native values -> display units (ms for coefficients, pan -100..100, T60 in seconds)."""
     v = np.array(native, dtype=np.float64)
     for i, p in enumerate(SPECS):
@@ -283,7 +286,7 @@ def native_to_display(native) -> np.ndarray:
     return v
 
 
-def display_to_native(display) -> np.ndarray:
+def display_to_native(display: ArrayLike) -> np.ndarray:
     """Inverse of :func:`native_to_display`."""
     v = np.array(display, dtype=np.float64)
     for i, p in enumerate(SPECS):
@@ -321,7 +324,7 @@ assert _MASK_151.sum() == NUM_PARAMS
 DIFFVOX_FEATURE_MASK = _MASK_151
 
 
-def from_diffvox(raw) -> np.ndarray:
+def from_diffvox(raw: ArrayLike) -> np.ndarray:
     """DiffVox raw vector(s) ``(..., 151)`` (or already ``(..., 130)``) -> ours ``(..., 130)``."""
     v = np.asarray(raw, dtype=np.float64)
     if v.shape[-1] == NUM_PARAMS:
@@ -333,7 +336,7 @@ def from_diffvox(raw) -> np.ndarray:
     return v[..., _MASK_151]
 
 
-def to_diffvox(vector) -> np.ndarray:
+def to_diffvox(vector: ArrayLike) -> np.ndarray:
     """Our ``(..., 130)`` -> DiffVox ``(..., 151)``; the unused mixing entries are zero."""
     v = np.asarray(vector, dtype=np.float64)
     if v.shape[-1] != NUM_PARAMS:

@@ -14,9 +14,9 @@ Built-in encoders (names for :func:`get_encoder`):
   AFx-Rep; needs the published checkpoint as a local file: ``checkpoint=PATH`` or
   ``$VOCALFX_AFX_REP``, see ``docs/afx-rep.md``).
 
-Adding an encoder is one file: subclass :class:`StereoEncoder` in ``vocalfx/embed/<name>.py``,
-decorate the class with ``@register_encoder("<name>")`` and import the module at the bottom of
-this file. An encoder whose features are not a per-channel function of mid/side (AFx-Rep in
+Adding an encoder is one file: subclass :class:`StereoEncoder` (from :mod:`vocalfx.embed.base`)
+in ``vocalfx/embed/<name>.py``, decorate the class with ``@register_encoder("<name>")`` and
+import the module in this file. An encoder whose features are not a per-channel function of mid/side (AFx-Rep in
 ``afx_rep.py``: a 48 kHz CNN with separate mid and side heads) sets ``model_sample_rate`` and
 overrides :meth:`StereoEncoder.embed_mid_side` instead of :meth:`StereoEncoder.channel_features`.
 
@@ -29,181 +29,29 @@ Example:
     (torch.Size([1, 100]), torch.Size([1, 100]))
 """
 
-from __future__ import annotations
+from .base import (
+    StereoEncoder,
+    available_encoders,
+    check_stereo,
+    get_encoder,
+    mid_side,
+    register_encoder,
+)
 
-import math
-from typing import Any, Callable, Dict, List, Tuple, Type, TypeVar
-
-import torch
-import torch.nn.functional as F
-import torchaudio.functional as AF
-from torch import nn
+# The encoder modules register themselves with the registry in .base when imported.
+from .features import MFCCEncoder, MIREncoder  # noqa: E402
+from .afx_rep import AFxRepEncoder  # noqa: E402
+from .fx import FxEncoder  # noqa: E402
 
 __all__ = [
     "StereoEncoder",
     "MFCCEncoder",
     "MIREncoder",
+    "AFxRepEncoder",
+    "FxEncoder",
+    "check_stereo",
     "mid_side",
     "register_encoder",
     "get_encoder",
     "available_encoders",
 ]
-
-
-def _check_stereo(x: torch.Tensor) -> None:
-    if not isinstance(x, torch.Tensor) or x.dim() != 3:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"expected (batch, channels, time), got shape {shape}")
-    if x.shape[1] != 2:
-        raise ValueError(
-            f"expected (batch, channels, time) with 2 channels (left, right), got shape {tuple(x.shape)}"
-        )
-
-
-def mid_side(x: torch.Tensor) -> torch.Tensor:
-    """Left/right to mid/side: ``mid = (L + R) / sqrt(2)``, ``side = (L - R) / sqrt(2)``.
-
-    The transform is orthonormal (it is its own inverse) and matches DiffVox's ``hadamard``.
-
-    Args:
-        x: stereo audio, channels ordered (left, right).
-
-    Shape:
-        ``(batch, 2, time)`` -> ``(batch, 2, time)`` with channels (mid, side).
-    """
-    _check_stereo(x)
-    left, right = x[:, 0], x[:, 1]
-    return torch.stack([left + right, left - right], dim=1) / math.sqrt(2.0)
-
-
-class StereoEncoder(nn.Module):
-    """Base class: stereo audio at ``sample_rate`` -> L2-normalised mid and side embeddings.
-
-    ``forward`` checks the shape, resamples from ``sample_rate`` to :attr:`model_sample_rate`
-    (``torchaudio.functional.resample``, its default windowed-sinc settings), then calls
-    :meth:`embed_mid_side` and L2-normalises each channel's embedding. Subclasses implement either
-
-    * :meth:`channel_features` -- features of the mid and side signals, computed the same way per
-      channel (the default :meth:`embed_mid_side` converts to mid/side and calls it); or
-    * :meth:`embed_mid_side` -- for models that take left/right themselves.
-
-    Class attributes:
-        model_sample_rate: the rate (Hz) the features are defined at.
-        min_samples: the shortest input (samples at ``model_sample_rate``) the encoder accepts.
-
-    Args:
-        sample_rate: sample rate (Hz) of the audio the encoder will be given. Default 44100.
-
-    Shape:
-        input ``(batch, 2, time)`` (left, right); outputs ``(batch, embedding_dim)`` each.
-    """
-
-    model_sample_rate: int = 44100
-    min_samples: int = 1
-    embedding_dim: int
-
-    def __init__(self, sample_rate: int = 44100) -> None:
-        super().__init__()
-        if int(sample_rate) != sample_rate or sample_rate <= 0:
-            raise ValueError(f"sample_rate must be a positive integer in Hz, got {sample_rate}")
-        self.sample_rate = int(sample_rate)
-
-    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Embed stereo audio.
-
-        Args:
-            x: stereo audio ``(batch, 2, time)`` at ``self.sample_rate``.
-
-        Returns:
-            ``{"mid": (batch, D), "side": (batch, D)}``, each row of unit L2 norm.
-        """
-        _check_stereo(x)
-        if self.sample_rate != self.model_sample_rate:
-            x = AF.resample(x, self.sample_rate, self.model_sample_rate)
-        if x.shape[-1] < self.min_samples:
-            raise ValueError(
-                f"{type(self).__name__} needs at least {self.min_samples} samples at "
-                f"{self.model_sample_rate} Hz, got {x.shape[-1]}"
-            )
-        mid, side = self.embed_mid_side(x)
-        return {"mid": F.normalize(mid, p=2.0, dim=-1), "side": F.normalize(side, p=2.0, dim=-1)}
-
-    def embed_mid_side(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Unnormalised ``(mid, side)`` embeddings of left/right audio at ``model_sample_rate``.
-
-        Shape:
-            ``(batch, 2, time)`` -> two ``(batch, D)`` tensors.
-        """
-        feats = self.channel_features(mid_side(x))
-        return feats[:, 0], feats[:, 1]
-
-    def channel_features(self, x_ms: torch.Tensor) -> torch.Tensor:
-        """Unnormalised features of each channel of mid/side audio at ``model_sample_rate``.
-
-        Shape:
-            ``(batch, 2, time)`` -> ``(batch, 2, D)``.
-        """
-        raise NotImplementedError(
-            f"{type(self).__name__} must implement channel_features or embed_mid_side"
-        )
-
-    def extra_repr(self) -> str:
-        return (
-            f"sample_rate={self.sample_rate} Hz, model_sample_rate={self.model_sample_rate} Hz, "
-            f"embedding_dim={self.embedding_dim}"
-        )
-
-
-_E = TypeVar("_E", bound=Type[StereoEncoder])
-_ENCODERS: Dict[str, Type[StereoEncoder]] = {}
-
-
-def register_encoder(name: str) -> Callable[[_E], _E]:
-    """Class decorator adding a :class:`StereoEncoder` subclass to the registry under ``name``.
-
-    Raises:
-        ValueError: if ``name`` is already taken by another class.
-    """
-
-    def decorator(cls: _E) -> _E:
-        if not (isinstance(cls, type) and issubclass(cls, StereoEncoder)):
-            raise TypeError(f"register_encoder expects a StereoEncoder subclass, got {cls!r}")
-        if name in _ENCODERS and _ENCODERS[name] is not cls:
-            raise ValueError(f"encoder name {name!r} is already registered to {_ENCODERS[name].__name__}")
-        _ENCODERS[name] = cls
-        return cls
-
-    return decorator
-
-
-def available_encoders() -> List[str]:
-    """Names accepted by :func:`get_encoder`, sorted."""
-    return sorted(_ENCODERS)
-
-
-def get_encoder(name: str, sample_rate: int = 44100, **kwargs: Any) -> StereoEncoder:
-    """Build the encoder registered as ``name``.
-
-    Args:
-        name: one of :func:`available_encoders` (``"mfcc"``, ``"mir"``, ...).
-        sample_rate: sample rate (Hz) of the audio the encoder will be given. Default 44100.
-        **kwargs: passed to the encoder's constructor.
-
-    Returns:
-        The encoder module (in float32; call ``.double()`` for float64 input).
-
-    Example:
-        >>> enc = get_encoder("mir", sample_rate=48000)
-    """
-    try:
-        cls = _ENCODERS[name]
-    except KeyError:
-        raise ValueError(f"unknown encoder {name!r}; available: {', '.join(available_encoders())}") from None
-    return cls(sample_rate=sample_rate, **kwargs)
-
-
-# Encoder modules register themselves with the registry above when imported, so they come last.
-# New encoders: add their import here (e.g. ``from .afx_rep import AFxRepEncoder``).
-from .features import MFCCEncoder, MIREncoder  # noqa: E402
-from .afx_rep import AFxRepEncoder  # noqa: E402, F401  (imported to register the encoder)
-from .fx import FxEncoder  # noqa: E402, F401  (imported to register the encoder)

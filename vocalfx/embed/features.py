@@ -23,7 +23,7 @@ import torch
 import torchaudio
 import torchaudio.functional as AF
 
-from . import StereoEncoder, register_encoder
+from .base import StereoEncoder, register_encoder
 
 __all__ = ["MFCCEncoder", "MIREncoder", "time_statistics"]
 

@@ -58,7 +58,7 @@ import torchaudio.functional as AF
 from torch import nn
 
 from ..params import NUM_PARAMS
-from . import StereoEncoder, _check_stereo, mid_side, register_encoder
+from .base import StereoEncoder, check_stereo, mid_side, register_encoder
 
 __all__ = [
     "FxEncoder",
@@ -360,7 +360,7 @@ class FxEncoder(StereoEncoder):
             raise ValueError(f"expected (batch, channels, time), got shape {shape}")
         if mono_ok and x.shape[1] == 1:
             x = x.expand(-1, 2, -1)
-        _check_stereo(x)
+        check_stereo(x)
         if self.sample_rate != self.model_sample_rate:
             x = AF.resample(x, self.sample_rate, self.model_sample_rate)
         if x.shape[-1] < self.min_samples:

@@ -31,24 +31,6 @@ def batch_param(p: Param, like: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def next_fast_len(n: int) -> int:
-    """Smallest integer >= n whose only prime factors are 2, 3 and 5 (fast for pocketfft)."""
-    if n <= 16:
-        return max(n, 1)
-    best = 1 << (n - 1).bit_length()
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            q = p35
-            while q < n:
-                q *= 2
-            best = min(best, q)
-            p35 *= 3
-        p5 *= 5
-    return best
-
-
 def broadcast_batch(*sizes: int) -> int:
     """The common batch size of several batch dimensions (1 broadcasts)."""
     out = 1

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
+from scipy.fft import next_fast_len
 
-from ._fft import irfft, rfft
-from ._util import check_audio, next_fast_len
+from .fft import irfft, rfft
+from ._util import check_audio
 
 __all__ = ["fft_convolve"]
 
@@ -25,7 +26,7 @@ def fft_convolve(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     check_audio(x)
     T = x.shape[-1]
     h = h[..., :T]
-    n = next_fast_len(T + h.shape[-1] - 1)
+    n = next_fast_len(T + h.shape[-1] - 1, real=True)
     X = rfft(x, n)
     Hf = rfft(h, n)
     if h.dim() == 4:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._fft import irfft, rfft
+from .fft import irfft, rfft
 from ._util import Param, batch_param, check_audio
 from .conv import fft_convolve
 from .filters import biquad_response, lowpass_coeffs

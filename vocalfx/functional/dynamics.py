@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from scipy.fft import next_fast_len
 from torchcomp import avg as _one_pole_average
 from torchcomp.core import compressor_core as _smooth_gain
 
-from ._fft import irfft, rfft
-from ._util import Param, batch_param, check_audio, next_fast_len
+from .fft import irfft, rfft
+from ._util import Param, batch_param, check_audio
 
 __all__ = ["compexp_static_gain_db", "compressor_expander", "lookahead_shift"]
 
@@ -45,7 +46,7 @@ def lookahead_shift(gain: torch.Tensor, sample_rate: float, lookahead_ms: torch.
     shift = lookahead_ms * (0.001 * sample_rate)
     kernel = torch.sinc(taps[None, :] - shift[:, None])  # (B or 1, length)
     padded = torch.cat([gain[:, :1].expand(B, left), gain, gain[:, -1:].expand(B, right)], dim=1)
-    n = next_fast_len(padded.shape[1] + length - 1)
+    n = next_fast_len(padded.shape[1] + length - 1, real=True)
     # correlation: out[n] = sum_i padded[n + i] kernel[i] = (padded * kernel_reversed)[n + length - 1]
     k = kernel.flip(-1)
     k = F.pad(k, (0, padded.shape[1] - k.shape[1])).expand(-1, padded.shape[1])

@@ -18,10 +18,11 @@ from typing import Tuple
 
 import numpy as np
 import torch
+from scipy.fft import next_fast_len
 import torchaudio.functional as AF
 
-from ._fft import irfft, rfft
-from ._util import Param, as_param, check_audio, next_fast_len
+from .fft import irfft, rfft
+from ._util import Param, as_param, check_audio
 
 __all__ = [
     "peak_coeffs",
@@ -280,7 +281,7 @@ def biquad_cascade_fft(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor, *, n_f
     """
     check_audio(x)
     T = x.shape[-1]
-    n = n_fft or next_fast_len(2 * T)
+    n = n_fft or next_fast_len(2 * T, real=True)
     # the response is computed in float64 even for float32 audio: low-frequency, high-Q biquads
     # lose most of their accuracy in float32 coefficients/trigonometry, and it costs little
     H = cascade_response(b.double(), a.double(), n)  # (B, bins)

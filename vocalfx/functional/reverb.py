@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._fft import irfft
+from .fft import irfft
 from ._util import check_audio
 from .conv import fft_convolve
 
@@ -164,7 +164,16 @@ def fdn_ir(
     return irfft(H, ir_length)
 
 
-def fdn_reverb(x: torch.Tensor, sample_rate: float, *, b, c, decay, mixing, ir_seconds: float = 12.0) -> torch.Tensor:
+def fdn_reverb(
+    x: torch.Tensor,
+    sample_rate: float,
+    *,
+    b: torch.Tensor,
+    c: torch.Tensor,
+    decay: torch.Tensor,
+    mixing: torch.Tensor,
+    ir_seconds: float = 12.0,
+) -> torch.Tensor:
     """Reverberate a stereo ``(batch, 2, time)`` signal with the FDN (no post-EQ)."""
     check_audio(x)
     if x.shape[1] != 2:

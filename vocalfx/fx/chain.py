@@ -13,13 +13,15 @@ all sections, :func:`vocalfx.functional.sosfilt`).
 
 from __future__ import annotations
 
+from typing import Optional, Tuple
+
 import torch
+from scipy.fft import next_fast_len
 from torch import nn
 
 from .. import functional as VF
 from .._util_check import check_mono_batch
-from ..functional._fft import irfft, rfft
-from ..functional._util import next_fast_len
+from ..functional.fft import irfft, rfft
 from ..params import NUM_PARAMS, default_vector, raw_to_native
 from .modules import CompressorExpander, FDNReverb, Pan, PingPongDelay, Send, eq_modules
 
@@ -72,7 +74,7 @@ class VocalChain(nn.Module):
         native = raw_to_native(raw)
         return self.render_native(x, native)
 
-    def eq_coeffs(self, native: torch.Tensor):
+    def eq_coeffs(self, native: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """EQ coefficients ``(B, 6, 3)`` each, computed in float64 (low-frequency poles need it)."""
         native = native.double()
         bs, as_ = zip(*(m.coeffs(native) for m in self.eq))
@@ -90,11 +92,13 @@ class VocalChain(nn.Module):
             hf = self.reverb.ir(native, length=T)  # (B, 2, 2, min(T, Lf))
         return hd, hf
 
-    def render_post(self, u: torch.Tensor, native: torch.Tensor, responses=None) -> torch.Tensor:
+    def render_post(
+        self, u: torch.Tensor, native: torch.Tensor, responses: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+    ) -> torch.Tensor:
         """The linear part after the compressor, as one transfer function per output channel."""
         T = u.shape[-1]
         hd, hf = responses if responses is not None else self._responses(native, T, torch.is_grad_enabled())
-        n = next_fast_len(T + max(hd.shape[-1], hf.shape[-1]) - 1)
+        n = next_fast_len(T + max(hd.shape[-1], hf.shape[-1]) - 1, real=True)
         D = rfft(hd, n)  # (P, 2, bins)
         Fr = rfft(hf, n)  # (P, 2, 2, bins)
         U = rfft(u, n)  # (B, 1, bins)

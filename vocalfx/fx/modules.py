@@ -57,7 +57,7 @@ class Effect(nn.Module):
 
 
 class _Biquad(Effect):
-    def coeffs(self, native: torch.Tensor):
+    def coeffs(self, native: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor, native: torch.Tensor) -> torch.Tensor:
@@ -66,19 +66,19 @@ class _Biquad(Effect):
 
 
 class PeakEQ(_Biquad):
-    def coeffs(self, native):
+    def coeffs(self, native: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         v = self.values(native)
         return VF.peak_coeffs(self.sample_rate, gain_db=v["gain_db"], freq_hz=v["freq_hz"], q=v["q"])
 
 
 class LowShelf(_Biquad):
-    def coeffs(self, native):
+    def coeffs(self, native: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         v = self.values(native)
         return VF.low_shelf_coeffs(self.sample_rate, gain_db=v["gain_db"], freq_hz=v["freq_hz"], q=SHELF_Q)
 
 
 class HighShelf(_Biquad):
-    def coeffs(self, native):
+    def coeffs(self, native: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         v = self.values(native)
         return VF.high_shelf_coeffs(self.sample_rate, gain_db=v["gain_db"], freq_hz=v["freq_hz"], q=SHELF_Q)
 
@@ -86,7 +86,7 @@ class HighShelf(_Biquad):
 class LowPass(_Biquad):
     key = "lowpass"
 
-    def coeffs(self, native):
+    def coeffs(self, native: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         v = self.values(native)
         return VF.lowpass_coeffs(self.sample_rate, freq_hz=v["freq_hz"], q=v["q"])
 
@@ -94,7 +94,7 @@ class LowPass(_Biquad):
 class HighPass(_Biquad):
     key = "highpass"
 
-    def coeffs(self, native):
+    def coeffs(self, native: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         v = self.values(native)
         return VF.highpass_coeffs(self.sample_rate, freq_hz=v["freq_hz"], q=v["q"])
 
@@ -102,7 +102,7 @@ class HighPass(_Biquad):
 class CompressorExpander(Effect):
     key = "comp"
 
-    def forward(self, x, native):
+    def forward(self, x: torch.Tensor, native: torch.Tensor) -> torch.Tensor:
         v = self.values(native)
         return VF.compressor_expander(
             x, self.sample_rate,
@@ -116,7 +116,7 @@ class CompressorExpander(Effect):
 class Send(Effect):
     key = "send"
 
-    def forward(self, native):
+    def forward(self, native: torch.Tensor) -> torch.Tensor:
         return self.values(native)["delay_to_reverb"]
 
 
@@ -134,7 +134,7 @@ class PingPongDelay(Effect):
         )
         return VF.stereo_delay_ir(h, gain=v["gain"], odd_pan=v["odd_pan"], even_pan=v["even_pan"])
 
-    def forward(self, x, native):
+    def forward(self, x: torch.Tensor, native: torch.Tensor) -> torch.Tensor:
         return VF.fft_convolve(x.expand(-1, 2, -1), self.ir(native))
 
 
@@ -149,7 +149,7 @@ class ReverbEQ(Effect):
         self.parts = ["reverb_eq_peak1", "reverb_eq_peak2", "reverb_eq_low_shelf", "reverb_eq_high_shelf"]
         self.slice = slice(MODULE_SLICES[self.parts[0]].start, MODULE_SLICES[self.parts[-1]].stop)
 
-    def coeffs(self, native):
+    def coeffs(self, native: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         sr = self.sample_rate
         out = []
         for part in self.parts:
@@ -162,7 +162,7 @@ class ReverbEQ(Effect):
                 out.append(VF.high_shelf_coeffs(sr, gain_db=v["gain_db"], freq_hz=v["freq_hz"], q=SHELF_Q))
         return torch.stack([b for b, _ in out], 1), torch.stack([a for _, a in out], 1)
 
-    def response(self, native, n_fft: int) -> torch.Tensor:
+    def response(self, native: torch.Tensor, n_fft: int) -> torch.Tensor:
         b, a = self.coeffs(native)
         return VF.cascade_response(b, a, n_fft)
 
@@ -196,14 +196,14 @@ class FDNReverb(Effect):
         h = VF.sosfilt(h.reshape(Bn, O * I, n), eb, ea)
         return h.reshape(Bn, O, I, n)
 
-    def forward(self, x, native):
+    def forward(self, x: torch.Tensor, native: torch.Tensor) -> torch.Tensor:
         return VF.fft_convolve(x, self.ir(native))
 
 
 class Pan(Effect):
     key = "pan"
 
-    def forward(self, x, native):
+    def forward(self, x: torch.Tensor, native: torch.Tensor) -> torch.Tensor:
         return VF.pan(x, position=self.values(native)["position"])
 
 
