@@ -292,7 +292,7 @@ def main() -> None:
         return out
 
     result = {"options": a.options, "machine": {"arch": platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
-                          "threads": a.threads, "load_before": load}, "corpus": str(a.corpus)}
+                          "threads": a.threads, "load_before": load}, "corpus": os.path.relpath(a.corpus, HERE.parent)}
     if "sdr" in sections:
         log("## SI-SDR improvement (vocal estimate vs the mix, against the true processed vocal)")
         rows, summary = section_sdr(prepared(a.tracks), clips, backends, ratios, log, a.options)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Measure `vocalfx.fit.fit_pair` on a synthetic pair whose true preset is known.
+"""Measure `vocalfx.matching.fit_pair` on a synthetic pair whose true preset is known.
 
 The pair: ``--seconds`` of a dry vocal from the shared corpus, normalised to -18 LUFS, rendered
 through row ``--index`` of the DiffVox MedleyDB collection. The truth's ``comp.makeup_db`` is
@@ -49,7 +49,7 @@ def cpu_seconds() -> float:
 
 
 def lag_study(dry_path: str, collection: str) -> None:
-    from vocalfx.fit import find_lag
+    from vocalfx.matching import find_lag
     from vocalfx.io import load_audio, loudness_normalize
     from vocalfx.preset import Preset
     from vocalfx.render import render
@@ -75,7 +75,7 @@ def lag_study(dry_path: str, collection: str) -> None:
 def main() -> int:
     from vocalfx import __version__
     from vocalfx import params as P
-    from vocalfx.fit import DEFAULT_LR, DEFAULT_STEPS, fit_pair
+    from vocalfx.matching.fit import DEFAULT_LR, DEFAULT_STEPS, fit_pair
     from vocalfx.io import load_audio, loudness_normalize
     from vocalfx.metrics import mss, pmse
     from vocalfx.preset import Preset

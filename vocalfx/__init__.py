@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, List
 
-from ._version import __version__
+from ._version import __version__  # noqa: F401  (vocalfx.__version__)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
     from .fx import VocalChain

@@ -1,9 +1,9 @@
 """Default settings that ``vocalfx --help`` shows, in a module that imports nothing.
 
 The command line builds its parser from these without loading torch, numpy or numba, so that
-``--help`` answers at once. They are the library's defaults: ``tests/test_imports.py`` checks that
-each equals the constant the library uses (``vocalfx.matching``, ``vocalfx.evaluation``,
-``vocalfx.separate``).
+``--help`` answers at once. They are the library's defaults: ``vocalfx.matching`` and
+``vocalfx.evaluation`` take their constants from here (one place for each number), and
+``tests/test_imports.py`` checks that each equals the constant the library uses.
 """
 
 from typing import Tuple

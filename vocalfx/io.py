@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, Any, Callable, Iterable, Iterator, List, Mapping, Union
+from typing import IO, Any, Callable, Iterable, Iterator, List, Mapping, Optional, Union
 
 import numpy as np
 import soundfile as sf
@@ -235,16 +235,27 @@ def _resample(x: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
     return y.contiguous()
 
 
-def resample_audio(x: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
-    """Resample ``(channels, time)`` audio as :func:`load_audio` does (:data:`RESAMPLE_SETTINGS`).
+def resample_audio(x: torch.Tensor, orig_rate: int, new_rate: int, *, length: Optional[int] = None) -> torch.Tensor:
+    """Resample audio as :func:`load_audio` does (:data:`RESAMPLE_SETTINGS`): vocalfx's one resampler.
 
-    Returns exactly :func:`resampled_length` samples; the input itself when the rates are equal.
+    Args:
+        x: ``(..., time)`` audio (e.g. ``(channels, time)``).
+        orig_rate, new_rate: Hz.
+        length: output length in samples; default :func:`resampled_length`. A longer ``length``
+            is reached with zeros (what the filter assumes past the end), a shorter one cuts.
+
+    Returns:
+        The resampled audio; the input itself when the rates are equal and no other ``length``
+        is asked for.
     """
     orig_rate = _positive_int(orig_rate, "orig_rate")
     new_rate = _positive_int(new_rate, "new_rate")
-    if orig_rate == new_rate:
-        return x
-    return _resample(x, orig_rate, new_rate)
+    y = x if orig_rate == new_rate else _resample(x, orig_rate, new_rate)
+    if length is None or length == y.shape[-1]:
+        return y
+    if length > y.shape[-1]:
+        return torch.nn.functional.pad(y, (0, length - y.shape[-1]))
+    return y[..., :length].contiguous()
 
 
 def load_audio(

@@ -34,7 +34,6 @@ def cached_chain(sample_rate: float) -> VocalChain:
     return _CHAINS[sample_rate]
 
 
-_chain = cached_chain  # the old private name, until vocalfx.evaluation has moved to cached_chain
 
 
 def render(dry: torch.Tensor, preset: Preset, sample_rate: int = SAMPLE_RATE, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -3,20 +3,55 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from .. import defaults
 from ..preset import Preset
 from .corpus import EvalError, load_presets
-from .registry import MethodOptions
 
-if TYPE_CHECKING:
-    from .registry import Method
+__all__ = ["EvalContext", "MethodOptions", "DEFAULT_ENCODERS", "DEFAULT_ALPHAS"]
 
-__all__ = ["EvalContext"]
+#: Encoders and prior weights that ``all``, ``nn-emb`` and ``ito`` expand to by default.
+DEFAULT_ENCODERS: Tuple[str, ...] = defaults.EVAL_ENCODERS
+DEFAULT_ALPHAS: Tuple[float, ...] = defaults.EVAL_ALPHAS
+
+
+@dataclass
+class MethodOptions:
+    """Settings shared by all methods of a run (picklable: sent to worker processes).
+
+    Attributes:
+        encoders: encoders that ``nn-emb``/``ito``/``all`` expand over.
+        alphas: prior weights that ``ito``/``all`` expand over.
+        collection: the preset collection of the nearest-neighbour methods: a collection JSON or a
+            DiffVox folder (its ``train_index.npy`` rows when present); ``None``: the shipped
+            ``vocalfx-starter.json``.
+        prior: a prior ``.npz`` file; ``None``: the shipped default prior.
+        ito_steps, ito_lr, ito_space: optimiser settings for ``ito`` (``None``: :func:`vocalfx.match`'s
+            defaults).
+        seed: seed for stochastic methods.
+        encoder_options: per-encoder constructor keywords, e.g.
+            ``{"afx-rep": {"checkpoint": "afx-rep.ckpt"}}``.
+    """
+
+    encoders: Tuple[str, ...] = DEFAULT_ENCODERS
+    alphas: Tuple[float, ...] = DEFAULT_ALPHAS
+    collection: Optional[str] = None
+    prior: Optional[str] = None
+    ito_steps: Optional[int] = None
+    ito_lr: Optional[float] = None
+    ito_space: Optional[str] = None
+    seed: int = 0
+    encoder_options: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
 
 
 def _digest(*arrays: np.ndarray) -> str:
@@ -39,17 +74,17 @@ class EvalContext:
     def __init__(self, options: MethodOptions) -> None:
         self.options = options
         self.cache: Dict[Any, Any] = {}
-        self.pending: List["Method"] = []
+        self.pending: List[Any] = []  # the Method objects (registry.py, which imports this module)
         self._prior = None
         self._collection: Optional[Tuple[List[Preset], str, str]] = None
         self._vectors: Optional[torch.Tensor] = None
         self._encoders: Dict[str, torch.nn.Module] = {}
 
-    def start_track(self, pending: Sequence["Method"]) -> None:
+    def start_track(self, pending: Sequence[Any]) -> None:
         self.cache = {}
         self.pending = list(pending)
 
-    def prior(self):
+    def prior(self) -> Any:
         """The run's :class:`~vocalfx.prior.GaussianPrior`."""
         if self._prior is None:
             from ..prior import GaussianPrior

@@ -12,7 +12,9 @@ by the difference between the chunks' loudness and the whole track's (recorded a
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
 
 from ..matching import DEFAULT_LR, DEFAULT_STEPS, MatchError, match
 from .context import EvalContext
@@ -39,7 +41,10 @@ class InferenceTimeOptimisation(Method):
     ``ito:ENCODER:ALPHA``. Steps, learning rate and seed come from :class:`MethodOptions`.
     """
 
-    def __init__(self, encoder: str, alpha: float, steps=None, lr=None, seed: int = 0, space=None) -> None:
+    def __init__(
+        self, encoder: str, alpha: float, steps: Optional[int] = None, lr: Optional[float] = None, seed: int = 0,
+        space: Optional[str] = None,
+    ) -> None:
         self.encoder = encoder
         self.alpha = float(alpha)
         self.steps = steps
@@ -94,7 +99,7 @@ class InferenceTimeOptimisation(Method):
     def predict(self, track: TrackData, context: EvalContext) -> Prediction:
         return self.match_from(track, context)
 
-    def match_from(self, track: TrackData, context: EvalContext, init=None) -> Prediction:
+    def match_from(self, track: TrackData, context: EvalContext, init: Optional[np.ndarray] = None) -> Prediction:
         """Run :func:`vocalfx.match` on the track's chunks from ``init`` (``None``: the prior mean)."""
         steps, lr, space = self._settings()
         n_in, _, length = track.input.shape

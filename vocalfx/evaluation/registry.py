@@ -43,14 +43,12 @@ import importlib
 import importlib.util
 import math
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Type, TypeVar
 
+from .context import DEFAULT_ALPHAS, DEFAULT_ENCODERS, EvalContext, MethodOptions
 from .corpus import EvalError, TrackData
-
-if TYPE_CHECKING:  # annotations only: the context module imports this one
-    from .context import EvalContext
 
 __all__ = [
     "Method",
@@ -67,11 +65,6 @@ __all__ = [
     "DEFAULT_ALPHAS",
 ]
 
-#: Encoders and prior weights that ``all``, ``nn-emb`` and ``ito`` expand to by default.
-DEFAULT_ENCODERS: Tuple[str, ...] = ("mfcc", "mir")
-DEFAULT_ALPHAS: Tuple[float, ...] = (0.0, 0.01, 0.1, 1.0)
-
-
 @dataclass
 class Prediction:
     """What a method returns.
@@ -87,38 +80,6 @@ class Prediction:
     vector: Any
     info: Dict[str, Any] = field(default_factory=dict)
     seconds: Optional[float] = None
-
-
-@dataclass
-class MethodOptions:
-    """Settings shared by all methods of a run (picklable: sent to worker processes).
-
-    Attributes:
-        encoders: encoders that ``nn-emb``/``ito``/``all`` expand over.
-        alphas: prior weights that ``ito``/``all`` expand over.
-        collection: the preset collection of the nearest-neighbour methods: a collection JSON or a
-            DiffVox folder (its ``train_index.npy`` rows when present); ``None``: the shipped
-            ``vocalfx-starter.json``.
-        prior: a prior ``.npz`` file; ``None``: the shipped default prior.
-        ito_steps, ito_lr, ito_space: optimiser settings for ``ito`` (``None``: :func:`vocalfx.match`'s
-            defaults).
-        seed: seed for stochastic methods.
-        encoder_options: per-encoder constructor keywords, e.g.
-            ``{"afx-rep": {"checkpoint": "afx-rep.ckpt"}}``.
-    """
-
-    encoders: Tuple[str, ...] = DEFAULT_ENCODERS
-    alphas: Tuple[float, ...] = DEFAULT_ALPHAS
-    collection: Optional[str] = None
-    prior: Optional[str] = None
-    ito_steps: Optional[int] = None
-    ito_lr: Optional[float] = None
-    ito_space: Optional[str] = None
-    seed: int = 0
-    encoder_options: Dict[str, Dict[str, Any]] = field(default_factory=dict)
-
-    def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
 
 
 class Method:
@@ -157,11 +118,11 @@ class Method:
         """A spec that :func:`parse_methods` turns back into exactly this method."""
         return self.family
 
-    def config(self, context: "EvalContext") -> Dict[str, Any]:
+    def config(self, context: EvalContext) -> Dict[str, Any]:
         """Everything the prediction depends on besides the track (compared on resume)."""
         return {"method": self.name}
 
-    def predict(self, track: TrackData, context: "EvalContext") -> Prediction:
+    def predict(self, track: TrackData, context: EvalContext) -> Prediction:
         """Predict the raw preset vector for ``track``."""
         raise NotImplementedError
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -97,7 +96,7 @@ def _markdown_table(stats, methods: Sequence[str], which: str) -> str:
     return "\n".join(lines)
 
 
-def write_reports(out: Path, corpus, methods, run: Dict[str, Any]) -> Tuple[str, List[str]]:
+def write_reports(out: Path, corpus: Any, methods: Sequence[Any], run: Dict[str, Any]) -> Tuple[str, List[str]]:
     """Write ``results.csv``, ``summary.csv`` and ``summary.md`` into ``out``; return the markdown and problems."""
     from ..io import atomic_write_text
     tracks = [t.name for t in corpus.tracks]

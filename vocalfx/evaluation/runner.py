@@ -30,7 +30,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -353,7 +353,7 @@ def evaluate(
     run_id = uuid.uuid4().hex[:12]
     record = {
         "run_id": run_id, "command": command, "started": _now(), "finished": None, "wall_seconds": None,
-        "jobs": jobs, "threads": threads if threads is not None else (1 if jobs > 1 else None), "methods": names, "options": options.to_dict(),
+        "jobs": jobs, "threads": threads if threads is not None else (1 if jobs > 1 else torch.get_num_threads()), "methods": names, "options": options.to_dict(),
         "cells_pending": sum(len(v) for v in pending.values()), "cells_computed": 0, "cells_failed": 0,
         "interrupted": False, "machine": _machine(),
     }
@@ -373,6 +373,9 @@ def evaluate(
     bar = tqdm(total=total, desc="eval", unit="cell", disable=not progress or total == 0, dynamic_ncols=True)
     try:
         if jobs == 1 or not pending:
+            # In the caller's process the thread count is the caller's: set only when asked for,
+            # and put back afterwards.
+            previous_threads = torch.get_num_threads()
             if threads is not None:
                 torch.set_num_threads(threads)
 
@@ -380,8 +383,11 @@ def evaluate(
                 bar.set_postfix_str(f"{track} {method} {status}", refresh=False)
                 bar.update(1)
 
-            for name in pending:
-                run_track(**job(name), on_cell=on_cell)
+            try:
+                for name in pending:
+                    run_track(**job(name), on_cell=on_cell)
+            finally:
+                torch.set_num_threads(previous_threads)
         else:
             _run_pool(pending, job, jobs, threads or 1, plugins, out, bar)
     except KeyboardInterrupt:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from scipy.ndimage import maximum_filter1d
 
+from .. import defaults
 from .errors import MatchError
 
 __all__ = [
@@ -48,9 +49,9 @@ __all__ = [
 ]
 
 #: Loudness the dry and the processed vocal are normalised to (LUFS), as in DiffVox.
-TARGET_LUFS = -18.0
+TARGET_LUFS = defaults.TARGET_LUFS
 #: Chunk length (s) of inference-time optimisation and of the evaluation protocol (DiffVox's).
-CHUNK_SECONDS = 11.0
+CHUNK_SECONDS = defaults.CHUNK_SECONDS
 #: Window length and its unscored warm-up (s) of pair fitting (DiffVox's ``fx_config.yaml``).
 FIT_CHUNK_SECONDS = 12.0
 FIT_WARMUP_SECONDS = 5.0

@@ -59,12 +59,13 @@ from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 import torch
 
+from .. import defaults
 from .. import params as P
 from ..preset import Preset
 from .chunks import FIT_CHUNK_SECONDS, FIT_WARMUP_SECONDS, SILENT_PEAK_DBFS, TARGET_LUFS, chunk_pair
 from .errors import FitError
 from .objectives import LOSS_WEIGHTS, pair_loss
-from .optimize import Evaluation, run_adam
+from .optimize import Evaluation, run_adam, timing_lines
 from .start import start_vector
 
 __all__ = [
@@ -79,8 +80,8 @@ __all__ = [
 ]
 
 #: Default number of Adam steps and initial learning rate of :func:`fit_pair`.
-DEFAULT_STEPS = 100
-DEFAULT_LR = 0.1
+DEFAULT_STEPS = defaults.FIT_STEPS
+DEFAULT_LR = defaults.FIT_LR
 
 
 @dataclass
@@ -142,11 +143,8 @@ class FitReport:
             f"(warm-up {self.warmup_seconds:g} s, {self.batch_size} per step"
             + (f", {self.n_chunks_dropped} silent dropped" if self.n_chunks_dropped else "")
             + f"); {self.steps} steps, best at step {self.best_step}",
-            f"time {self.seconds:.1f} s",
         ]
-        if self.recoveries:
-            lines.append(f"{len(self.recoveries)} non-finite step(s) undone, each halving the learning rate (last: {self.final_lr:g})")
-        return "\n".join(lines)
+        return "\n".join(lines + timing_lines(self.seconds, self.recoveries, self.final_lr))
 
 
 @dataclass

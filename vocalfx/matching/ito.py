@@ -43,13 +43,14 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 import numpy as np
 import torch
 
+from .. import defaults
 from .. import params as P
 from ..errors import VocalfxError
 from ..preset import Preset
 from .chunks import CHUNK_SECONDS, TARGET_LUFS, active_chunks, active_mask
 from .errors import MatchError
 from .objectives import ito_nll
-from .optimize import Evaluation, prior_sqrt_cov, run_adam
+from .optimize import Evaluation, prior_sqrt_cov, run_adam, timing_lines
 from .start import start_vector
 
 __all__ = [
@@ -63,8 +64,8 @@ __all__ = [
 ]
 
 #: Default Adam steps and initial learning rate (measured in ``docs/match.md``).
-DEFAULT_STEPS = 100
-DEFAULT_LR = 0.05
+DEFAULT_STEPS = defaults.MATCH_STEPS
+DEFAULT_LR = defaults.MATCH_LR
 #: Where Adam steps (see :func:`match`'s ``space``).
 SPACES = ("raw", "whitened")
 
@@ -140,11 +141,8 @@ class MatchReport:
             + (f" ({self.n_dry_chunks_dropped} silent dropped)" if self.n_dry_chunks_dropped else ""),
             f"loudness gains to {TARGET_LUFS:g} LUFS: dry {self.dry_gain_db:+.2f} dB, reference {self.reference_gain_db:+.2f} dB; "
             f"output {self.output_lufs:.1f} LUFS, peak {self.output_peak_dbfs:+.1f} dBFS",
-            f"time {self.seconds:.1f} s",
         ]
-        if self.recoveries:
-            lines.append(f"{len(self.recoveries)} non-finite step(s) undone, each halving the learning rate")
-        return "\n".join(lines)
+        return "\n".join(lines + timing_lines(self.seconds, self.recoveries))
 
 
 @dataclass

@@ -36,7 +36,7 @@ import torch
 
 from ..errors import VocalfxError
 
-__all__ = ["Evaluation", "OptimResult", "run_adam", "cosine_lr", "prior_sqrt_cov"]
+__all__ = ["Evaluation", "OptimResult", "run_adam", "cosine_lr", "prior_sqrt_cov", "timing_lines"]
 
 
 class Evaluation(NamedTuple):
@@ -94,6 +94,15 @@ def prior_sqrt_cov(cov: torch.Tensor) -> torch.Tensor:
     if not bool(w.min() > 0):
         raise ValueError("the whitened space needs a positive definite prior covariance")
     return (V * w.sqrt()) @ V.T
+
+
+def timing_lines(seconds: float, recoveries: List[Dict[str, object]], final_lr: Optional[float] = None) -> List[str]:
+    """The last lines of a run's summary: its time and the steps the guard undid."""
+    lines = [f"time {seconds:.1f} s"]
+    if recoveries:
+        last = "" if final_lr is None else f" (last: {final_lr:g})"
+        lines.append(f"{len(recoveries)} non-finite step(s) undone, each halving the learning rate{last}")
+    return lines
 
 
 def _floats(terms: Dict[str, torch.Tensor]) -> Dict[str, float]:

@@ -15,9 +15,8 @@ import math
 from typing import Any, Callable, Iterator, Optional, Tuple
 
 import torch
-import torchaudio.functional as taF
 
-from ..io import RESAMPLE_SETTINGS, resampled_length
+from ..io import resample_audio
 from .base import SeparationError, Separator
 
 __all__ = ["chunk_layout", "iter_separate", "separate_in_memory"]
@@ -52,21 +51,11 @@ def _fades(n: int, dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
     return fade_in.to(dtype), (1.0 - fade_in).to(dtype)
 
 
-def _resample(x: torch.Tensor, orig: int, new: int, length: Optional[int] = None) -> torch.Tensor:
-    if orig == new:
-        return x
-    y = taF.resample(x, orig, new, **RESAMPLE_SETTINGS)
-    n = resampled_length(x.shape[-1], orig, new) if length is None else length
-    if y.shape[-1] < n:
-        y = torch.nn.functional.pad(y, (0, n - y.shape[-1]))
-    return y[..., :n]
-
-
 def _run_backend(sep: Separator, x: torch.Tensor, sample_rate: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """One chunk through the backend with its rate and channel needs met; results at ``x``'s."""
     channels, frames = x.shape
     work_rate = sep.sample_rate or sample_rate
-    y = _resample(x, sample_rate, work_rate)
+    y = resample_audio(x, sample_rate, work_rate)
     if sep.channels is not None and sep.channels != channels:
         if sep.channels == 2 and channels == 1:
             y = y.expand(2, -1).contiguous()
@@ -83,8 +72,8 @@ def _run_backend(sep: Separator, x: torch.Tensor, sample_rate: int) -> Tuple[tor
         )
     if y.shape[0] != channels:  # adapted mono: average back
         vocals, accomp = vocals.mean(0, keepdim=True), accomp.mean(0, keepdim=True)
-    vocals = _resample(vocals, work_rate, sample_rate, frames)
-    accomp = _resample(accomp, work_rate, sample_rate, frames)
+    vocals = resample_audio(vocals, work_rate, sample_rate, length=frames)
+    accomp = resample_audio(accomp, work_rate, sample_rate, length=frames)
     return vocals.to(x.dtype), accomp.to(x.dtype)
 
 
