@@ -184,6 +184,97 @@ def validate(net, data: Data, seed: int, tau: float) -> dict:
     return {k: float(np.mean(v)) for k, v in out.items() if v}
 
 
+def head_inputs(net, pooled, ref_mid_mean, ref_db, ds, dl, has):
+    """The preset head's input vector, assembled exactly as ``FxNet.head_z`` does."""
+    n = pooled.shape[0]
+    hasf = has.to(pooled.dtype)
+    ds = ds * hasf[:, None]
+    diff = (ref_mid_mean - ds[:, :64]) * hasf[:, None]
+    levels = torch.stack([(ref_db + 30.0) / 20.0, hasf * (dl + 30.0) / 20.0, hasf], -1)
+    return torch.cat([pooled, ds, diff, levels], -1).reshape(n, -1)
+
+
+@torch.no_grad()
+def cache_head_data(net, data: Data, split: str, seed: int):
+    """Frozen-trunk inputs of the preset head for every chain-rendered example of a split (11 s)."""
+    rng = np.random.default_rng([seed, 5, 0 if split == "train" else 1])
+    net.eval()
+    parts = {k: [] for k in ("pooled", "rmm", "ref_db", "ds", "dl", "z")}
+    for blk in data.blocks[split]:
+        feats, levels, zs, labels, ds, dl, has = make_batch(data, [blk], rng, MAX_FRAMES, 0.0)
+        ok = torch.isfinite(zs).all(1)
+        if not bool(ok.any()):
+            continue
+        parts["pooled"].append(net.pool(feats[ok]))
+        parts["rmm"].append(feats[ok][:, 0].mean(-1))
+        for k, v in (("ref_db", levels), ("ds", ds), ("dl", dl), ("z", zs)):
+            parts[k].append(v[ok])
+    net.train()
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
+def fit_head(net, data: Data, args, log) -> dict:
+    """Second phase: refit the preset head alone on frozen-trunk features (inputs standardised, the
+    standardisation folded into the first layer afterwards), keeping the epoch with the lowest
+    validation squared error of the clipped whitened coordinates."""
+    t0 = time.time()
+    tr, va = cache_head_data(net, data, "train", args.seed), cache_head_data(net, data, "val", args.seed)
+    log(f"head: cached {len(tr['z'])} train / {len(va['z'])} val chain examples ({time.time() - t0:.0f} s)")
+    gen = torch.Generator().manual_seed(args.seed + 11)
+
+    def inputs(d, has):
+        return head_inputs(net, d["pooled"], d["rmm"], d["ref_db"], d["ds"], d["dl"], has)
+
+    x_all = inputs(tr, torch.ones(len(tr["z"]), dtype=torch.bool))
+    mu, sd = x_all.mean(0), x_all.std(0) + 1e-3
+    sd[-1] = 1.0  # the has-dry flag: keep it 0/1
+    mu[-1] = 0.0
+    old = net.head
+    head = torch.nn.Sequential(*[type(m)(m.in_features, m.out_features) if isinstance(m, torch.nn.Linear) else m for m in old])
+    drop = torch.nn.Dropout(args.head_dropout)
+    opt = torch.optim.AdamW(head.parameters(), lr=args.head_lr, weight_decay=args.head_weight_decay)
+    zt, zv = tr["z"].clamp(-3, 3), va["z"].clamp(-3, 3)
+
+    def predict(d, has, train=False):
+        x = (inputs(d, has) - mu) / sd
+        h = x
+        for m in head:
+            h = m(drop(h) if (train and isinstance(m, torch.nn.Linear) and m is not head[0]) else h)
+        return 3.0 * torch.tanh(h / 3.0)
+
+    best, best_state, n = float("inf"), None, len(zt)
+    for epoch in range(args.head_epochs):
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, 256):
+            idx = perm[i:i + 256]
+            d = {k: v[idx] for k, v in tr.items()}
+            has = torch.rand(len(idx), generator=gen) >= args.p_no_dry
+            loss = ((predict(d, has, train=True) - zt[idx]) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            v_dry = float(((predict(va, torch.ones(len(zv), dtype=torch.bool)) - zv) ** 2).mean())
+            v_no = float(((predict(va, torch.zeros(len(zv), dtype=torch.bool)) - zv) ** 2).mean())
+        if v_dry < best:
+            best, best_state = v_dry, ({k: t.clone() for k, t in head.state_dict().items()}, epoch, v_no)
+        if epoch % 10 == 0 or epoch == args.head_epochs - 1:
+            log(f"head: epoch {epoch} val z_mse with dry {v_dry:.4f}, without {v_no:.4f} (mean-preset baseline {float((zv ** 2).mean()):.4f})")
+    state, epoch, v_no = best_state
+    head.load_state_dict(state)
+    # fold the standardisation into the first layer: W (x - mu) / sd + b = (W / sd) x + (b - W mu / sd)
+    with torch.no_grad():
+        first = head[0]
+        w = first.weight / sd
+        first.bias.sub_(w @ mu)
+        first.weight.copy_(w)
+    net.head.load_state_dict(head.state_dict())
+    out = dict(head_best_epoch=epoch, head_val_z_mse_dry=round(best, 4), head_val_z_mse_nodry=round(v_no, 4),
+               head_val_z_mse_mean_preset=round(float((zv ** 2).mean()), 4))
+    log(f"head: kept epoch {epoch}: {out}")
+    return out
+
+
 def git_commit() -> str:
     return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
 
@@ -217,6 +308,10 @@ def main() -> None:
     ap.add_argument("--max-minutes", type=float, default=None,
                     help="wall-time budget over all sessions of the run: the learning-rate schedule follows steps or time, "
                          "whichever is further along, and the run stops (checkpoints, exports) when it is spent")
+    ap.add_argument("--head-epochs", type=int, default=0, help="after the main loop, refit the preset head alone for this many epochs (0: no)")
+    ap.add_argument("--head-lr", type=float, default=1e-3)
+    ap.add_argument("--head-weight-decay", type=float, default=1e-2)
+    ap.add_argument("--head-dropout", type=float, default=0.1)
     ap.add_argument("--export", type=Path, default=None, help="write the weights file here at the end")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -315,6 +410,9 @@ def main() -> None:
             n_new = data.refresh()
             if n_new:
                 log(f"data: +{n_new} blocks -> {len(data.blocks['train'])} train, {len(data.blocks['val'])} val")
+    head_info = {}
+    if args.head_epochs > 0:
+        head_info = fit_head(net, data, args, log)
     if args.export is not None:
         v = validate(net, data, args.seed, args.tau)
         man = args.data / "manifest.json"
@@ -322,7 +420,7 @@ def main() -> None:
             script="scripts/train_fx_encoder.py", command="python scripts/train_fx_encoder.py " + " ".join(sys.argv[1:]),
             commit=git_commit(), seed=args.seed, steps=step, data_blocks=dict(train=len(data.blocks["train"]), val=len(data.blocks["val"])),
             data_manifest_sha256=hashlib.sha256(man.read_bytes()).hexdigest() if man.exists() else None,
-            validation={k: round(x, 4) for k, x in v.items()}, torch=str(torch.__version__),
+            validation={k: round(x, 4) for k, x in v.items()}, head=head_info, torch=str(torch.__version__),
         )
         export(enc, args.export, prov)
         log(f"exported {args.export} ({args.export.stat().st_size / 1e6:.2f} MB): {json.dumps(prov)}")
