@@ -45,7 +45,6 @@ settings of the build. One thread by default (``--threads``).
 from __future__ import annotations
 
 import argparse
-import glob
 import gzip
 import hashlib
 import importlib.util

@@ -87,7 +87,7 @@ def dev(args) -> None:
 
     enc = get_encoder("fx")
     prior = GaussianPrior.default()
-    corpus = load_corpus(args.corpus)
+    corpus = load_corpus(args.corpus, tracks=args.tracks.split(",") if args.tracks else None)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for spec in corpus.tracks:
@@ -144,6 +144,7 @@ def main() -> None:
     d.add_argument("--ito", action="store_true", help="also ITO with the fx encoder from the prediction")
     d.add_argument("--alpha", type=float, default=0.1)
     d.add_argument("--threads", type=int, default=1)
+    d.add_argument("--tracks", default=None, help="comma-separated track names (default: all)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     {"speed": speed, "dev": dev}[args.cmd](args)

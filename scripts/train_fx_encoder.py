@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import math
 import os
@@ -166,7 +165,6 @@ def validate(net, data: Data, seed: int, tau: float) -> dict:
             out["z_mse_mean"].append(float((t**2).mean()))
         emb = torch.cat([mid, side], -1) / math.sqrt(2)
         sim = emb @ emb.T
-        n = sim.shape[0]
         sim.fill_diagonal_(-2)
         out["top1"].append(float((labels[sim.argmax(1)] == labels).float().mean()))
         # within each block of 4 effects x 4 contents: same effect / other content vs same content / other effect
