@@ -18,6 +18,7 @@ from typing import Tuple
 
 import numpy as np
 import torch
+from dasp_pytorch.signal import biquad as dasp_biquad
 from scipy.fft import next_fast_len
 import torchaudio.functional as AF
 
@@ -40,15 +41,6 @@ __all__ = [
 Coeffs = Tuple[torch.Tensor, torch.Tensor]
 
 
-def _w0(sample_rate: float, freq_hz: torch.Tensor) -> torch.Tensor:
-    return 2.0 * math.pi * freq_hz / sample_rate
-
-
-def _stack(b0, b1, b2, a0, a1, a2) -> Coeffs:
-    b0, b1, b2, a0, a1, a2 = torch.broadcast_tensors(b0, b1, b2, a0, a1, a2)
-    return torch.stack([b0, b1, b2], -1), torch.stack([a0, a1, a2], -1)
-
-
 def _tensors(ref: torch.Tensor | None, *ps: Param):
     like = ref
     if like is None:
@@ -56,8 +48,22 @@ def _tensors(ref: torch.Tensor | None, *ps: Param):
     return [as_param(p, like) for p in ps]
 
 
+def _rbj(kind: str, sample_rate: float, gain_db: Param, freq_hz: Param, q: Param) -> Coeffs:
+    """RBJ cookbook coefficients from dasp-pytorch's ``signal.biquad``, for parameters of any shape.
+
+    dasp-pytorch designs one biquad per row of a ``(batch,)`` tensor and normalises by ``a0``; its
+    formulas are exactly the ones DiffVox's chain uses (``tests/test_functional.py`` checks them
+    against scipy and closed forms). The parameters are broadcast, flattened for it and the
+    result reshaped to ``(..., 3)``.
+    """
+    gain_db, freq_hz, q = torch.broadcast_tensors(*_tensors(None, gain_db, freq_hz, q))
+    shape = gain_db.shape
+    b, a = dasp_biquad(gain_db.reshape(-1), freq_hz.reshape(-1), q.reshape(-1), sample_rate, kind)
+    return b.reshape(*shape, 3), a.reshape(*shape, 3)
+
+
 def peak_coeffs(sample_rate: float, *, gain_db: Param, freq_hz: Param, q: Param) -> Coeffs:
-    """Peaking EQ: ``gain_db`` at ``freq_hz``, bandwidth set by ``q``.
+    """Peaking EQ: ``gain_db`` at ``freq_hz``, bandwidth set by ``q`` (RBJ cookbook).
 
     Args:
         sample_rate: in Hz.
@@ -66,61 +72,29 @@ def peak_coeffs(sample_rate: float, *, gain_db: Param, freq_hz: Param, q: Param)
         q: quality factor.
 
     Returns:
-        ``(b, a)``, each ``(..., 3)``.
+        ``(b, a)``, each ``(..., 3)``, normalised so that ``a[..., 0] == 1``.
     """
-    gain_db, freq_hz, q = _tensors(None, gain_db, freq_hz, q)
-    w0 = _w0(sample_rate, freq_hz)
-    A = torch.exp(gain_db * (math.log(10.0) / 40.0))
-    alpha = torch.sin(w0) / (2.0 * q)
-    cos = torch.cos(w0)
-    return _stack(1 + alpha * A, -2 * cos, 1 - alpha * A, 1 + alpha / A, -2 * cos, 1 - alpha / A)
-
-
-def _shelf(sample_rate, gain_db, freq_hz, q, sign: float) -> Coeffs:
-    gain_db, freq_hz, q = _tensors(None, gain_db, freq_hz, q)
-    w0 = _w0(sample_rate, freq_hz)
-    A = torch.exp(gain_db * (math.log(10.0) / 40.0))
-    alpha = torch.sin(w0) / (2.0 * q)
-    cos = torch.cos(w0)
-    k = 2 * alpha * torch.sqrt(A)
-    s = sign  # +1 low shelf, -1 high shelf
-    b0 = A * (A + 1 - s * (A - 1) * cos + k)
-    b1 = s * 2 * A * (A - 1 - s * (A + 1) * cos)
-    b2 = A * (A + 1 - s * (A - 1) * cos - k)
-    a0 = A + 1 + s * (A - 1) * cos + k
-    a1 = -s * 2 * (A - 1 + s * (A + 1) * cos)
-    a2 = A + 1 + s * (A - 1) * cos - k
-    return _stack(b0, b1, b2, a0, a1, a2)
+    return _rbj("peaking", sample_rate, gain_db, freq_hz, q)
 
 
 def low_shelf_coeffs(sample_rate: float, *, gain_db: Param, freq_hz: Param, q: Param = 0.707) -> Coeffs:
     """Low shelf: ``gain_db`` below ``freq_hz`` (RBJ cookbook, shelf slope set by ``q``)."""
-    return _shelf(sample_rate, gain_db, freq_hz, q, 1.0)
+    return _rbj("low_shelf", sample_rate, gain_db, freq_hz, q)
 
 
 def high_shelf_coeffs(sample_rate: float, *, gain_db: Param, freq_hz: Param, q: Param = 0.707) -> Coeffs:
     """High shelf: ``gain_db`` above ``freq_hz`` (RBJ cookbook, shelf slope set by ``q``)."""
-    return _shelf(sample_rate, gain_db, freq_hz, q, -1.0)
+    return _rbj("high_shelf", sample_rate, gain_db, freq_hz, q)
 
 
 def lowpass_coeffs(sample_rate: float, *, freq_hz: Param, q: Param) -> Coeffs:
-    """Second-order low-pass with cutoff ``freq_hz`` and resonance ``q``."""
-    freq_hz, q = _tensors(None, freq_hz, q)
-    w0 = _w0(sample_rate, freq_hz)
-    alpha = torch.sin(w0) / (2.0 * q)
-    cos = torch.cos(w0)
-    b0 = (1 - cos) / 2
-    return _stack(b0, 1 - cos, b0, 1 + alpha, -2 * cos, 1 - alpha)
+    """Second-order low-pass with cutoff ``freq_hz`` and resonance ``q`` (RBJ cookbook)."""
+    return _rbj("low_pass", sample_rate, 0.0, freq_hz, q)
 
 
 def highpass_coeffs(sample_rate: float, *, freq_hz: Param, q: Param) -> Coeffs:
-    """Second-order high-pass with cutoff ``freq_hz`` and resonance ``q``."""
-    freq_hz, q = _tensors(None, freq_hz, q)
-    w0 = _w0(sample_rate, freq_hz)
-    alpha = torch.sin(w0) / (2.0 * q)
-    cos = torch.cos(w0)
-    b0 = (1 + cos) / 2
-    return _stack(b0, -1 - cos, b0, 1 + alpha, -2 * cos, 1 - alpha)
+    """Second-order high-pass with cutoff ``freq_hz`` and resonance ``q`` (RBJ cookbook)."""
+    return _rbj("high_pass", sample_rate, 0.0, freq_hz, q)
 
 
 def biquad(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
