@@ -36,6 +36,7 @@ from vocalfx.evaluation import (
 from vocalfx.io import integrated_loudness
 from vocalfx.metrics import mldr, mss
 from vocalfx.preset import load_collection, save_collection
+from vocalfx.prior import GaussianPrior
 from vocalfx.render import render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -232,6 +233,32 @@ def test_ito_from_the_nearest_preset(corpus_dir, corpus, tmp_path):
         assert ito["info"]["initial_nll"] == pytest.approx(nn["info"]["nll"], abs=0.01)
         # the time charged includes the retrieval's
         assert ito["seconds"]["predict"] >= nn["seconds"]["predict"] * 0.5
+
+
+def test_predicted_preset_rows_and_ito_from_the_prediction(corpus_dir, corpus, tmp_path):
+    opts = _opts(corpus_dir, ito_steps=0)
+    assert not any(m.family in ("pred", "ito-pred") for m in parse_methods(["all"], opts))  # by name only
+    methods = parse_methods(["pred", "ito-pred:mfcc:0.1", "ito-pred:fx:0.1"], opts)
+    assert [m.name for m in methods] == ["pred-fx", "ito-pred-mfcc-a0.1", "ito-pred-fx-a0.1"]
+    assert [parse_methods([m.spec], opts)[0].name for m in methods] == [m.name for m in methods]
+    with pytest.raises(EvalError, match="predictor"):
+        parse_methods(["pred:mfcc"], opts)
+    res = evaluate(corpus, methods, tmp_path / "out", options=opts, progress=False)
+    assert res.failed == 0, res.errors
+    cells = _cells(tmp_path / "out")
+    for t in ("v0", "v1"):
+        pred = cells[f"{t}/pred-fx.json"]
+        assert pred["info"]["init"] == "predicted (fx)" and len(pred["config"]["weights_sha256"]) == 64
+        for enc in ("mfcc", "fx"):
+            ito = cells[f"{t}/ito-pred-{enc}-a0.1.json"]
+            assert ito["config"]["init"] == "predicted" and ito["info"]["init"] == "predicted (fx)"
+            # zero steps: ITO returns its start, which is exactly the pred row's preset (the same
+            # chunks, the input at -18 LUFS, one forward pass of the same weights)
+            assert ito["info"]["best_step"] == 0
+            np.testing.assert_allclose(ito["vector"], pred["vector"], rtol=0, atol=1e-6)
+        # a trained head does not just return the prior mean
+        mean = GaussianPrior.default().mean.double().numpy()
+        assert np.abs(np.asarray(pred["vector"]) - mean).max() > 0.05
 
 
 def test_a_method_is_one_plugin_file(corpus_dir, corpus, tmp_path):

@@ -311,3 +311,36 @@ def test_cli_match_with_an_afx_rep_checkpoint(tmp_path, capsys, monkeypatch):
     assert main(["match", *common, "-o", str(tmp_path / "c.wav")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("vocalfx: error:") and "VOCALFX_AFX_REP" in err and "Traceback" not in err
+
+
+# --- the fx encoder's predicted start ---------------------------------------------------------------
+def test_match_from_the_predicted_preset():
+    from vocalfx.embed import get_encoder
+    from vocalfx.matching.start import predicted_start
+
+    dry, ref = vocal_like(4.0), bright_reference()
+    res = match(dry, ref, SR, encoder="mfcc", init="predicted", steps=0, chunk_seconds=CHUNK, progress=False)
+    assert res.report.init == "predicted (fx)" and res.report.best_step == 0
+    # what match started from is the head's prediction on its own chunks (reference at -18 LUFS)
+    enc = get_encoder("fx")
+    r, _ = vocalfx.io.loudness_normalize(ref, SR, -18.0)
+    d, _ = vocalfx.io.loudness_normalize(dry, SR, -18.0)
+    expected, _ = predicted_start(active_chunks(r, int(CHUNK * SR), SR)[0], active_chunks(d, int(CHUNK * SR), SR)[0], enc)
+    np.testing.assert_allclose(res.preset.raw, expected, rtol=0, atol=1e-6)
+    assert np.abs(expected - GaussianPrior.default().mean.double().numpy()).max() > 0.05  # not the mean
+    # with encoder="fx" the same encoder also scores the match; a few steps lower the loss
+    res = match(dry, ref, SR, encoder="fx", init="predicted", steps=3, chunk_seconds=CHUNK, progress=False)
+    assert res.report.init == "predicted (fx)" and res.report.loss <= res.report.initial_loss
+    assert np.isfinite(res.preset.raw).all() and torch.isfinite(res.audio).all()
+    with pytest.raises(ValueError, match="MFCCEncoder has no preset head"):
+        predicted_start(torch.zeros(1, 2, SR), torch.zeros(1, 1, SR), MFCCEncoder())
+
+
+def test_cli_match_init_predicted_with_the_fx_encoder(tmp_path, capsys):
+    sf.write(tmp_path / "dry.wav", vocal_like(4.0)[0].numpy(), SR)
+    sf.write(tmp_path / "ref.wav", bright_reference().T.numpy() * 0.5, SR)
+    out = tmp_path / "out.wav"
+    assert main(["match", str(tmp_path / "dry.wav"), str(tmp_path / "ref.wav"), "-o", str(out), "--chunk-seconds", "2",
+                 "--steps", "2", "-q", "--encoder", "fx", "--init", "predicted"]) == 0
+    preset = Preset.from_json(tmp_path / "out.preset.json")
+    assert preset.extra["match"]["encoder"] == "fx" and preset.extra["match"]["init"] == "predicted (fx)"

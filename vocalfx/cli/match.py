@@ -65,7 +65,7 @@ def run(a: argparse.Namespace) -> int:
         from ..prior import GaussianPrior
 
         prior = GaussianPrior.default() if a.prior == "default" else GaussianPrior.load(a.prior)
-    init = resolve_preset(a.init) if a.init else None
+    init = a.init if a.init in (None, "predicted") else resolve_preset(a.init)
     options = {"checkpoint": a.afx_rep} if a.encoder == "afx-rep" and a.afx_rep else None
     res = match(
         a.dry, reference, SAMPLE_RATE,
@@ -119,7 +119,7 @@ def register(sub: Subparsers) -> None:
     add("-o", "--output", required=True, help="processed vocal to write (.wav: 32-bit float, .flac: 24-bit)")
     add("--preset-out", default=None, help="preset JSON to write (default: OUTPUT's name with .preset.json)")
     add("--report", default=None, help="also write the run's report and loss history as JSON")
-    add("--encoder", default="mfcc", help="embedding: mfcc (default), mir, afx-rep (needs --afx-rep or VOCALFX_AFX_REP)")
+    add("--encoder", default="mfcc", help="embedding: mfcc (default), mir, fx (trained here, shipped), afx-rep (needs --afx-rep or VOCALFX_AFX_REP)")
     add("--afx-rep", default=None, metavar="PATH", help="AFx-Rep checkpoint file (docs/afx-rep.md says where to get it)")
     add("--alpha", type=float, default=1.0, help="prior weight, 0 = no prior (default: 1)")
     add("--steps", type=int, default=None, help=f"Adam steps (default: {MATCH_STEPS})")
@@ -128,7 +128,7 @@ def register(sub: Subparsers) -> None:
         help="where Adam steps: raw values (default, as DiffVox) or the prior's whitened coordinates, lr in prior standard deviations (docs/match.md)")
     add("--seed", type=int, default=0, help="seed; the same seed and inputs give the same result (default: 0)")
     add("--prior", default=None, help="prior .npz (from `vocalfx prior fit`) or 'default' (the shipped prior)")
-    add("--init", default=None, help="starting preset (file or shipped name; default: the prior mean)")
+    add("--init", default=None, help="starting preset: a file, a shipped name, or 'predicted' (the fx encoder's guess from the reference; default: the prior mean)")
     add("--chunk-seconds", type=float, default=CHUNK_SECONDS, help=f"chunk length in s (default: {CHUNK_SECONDS:g})")
     add("--keep-reference-level", action="store_true",
         help="do not normalise the reference to -18 LUFS; the preset then also matches its loudness")

@@ -54,6 +54,7 @@ from .baselines import NearestParameters, Oracle, PriorMean  # noqa: E402
 from .nn_embed import NearestEmbedding  # noqa: E402
 from .ito import InferenceTimeOptimisation  # noqa: E402
 from .ito_nn import ITOFromNearest  # noqa: E402
+from .predicted import ITOFromPrediction, PredictedPreset  # noqa: E402
 
 from .cells import METRICS  # noqa: E402
 from .runner import EvalResult, evaluate, score  # noqa: E402
@@ -87,6 +88,8 @@ __all__ = [
     "NearestEmbedding",
     "InferenceTimeOptimisation",
     "ITOFromNearest",
+    "ITOFromPrediction",
+    "PredictedPreset",
     "METRICS",
     "EvalResult",
     "evaluate",

@@ -51,7 +51,7 @@ from .chunks import CHUNK_SECONDS, TARGET_LUFS, active_chunks, active_mask
 from .errors import MatchError
 from .objectives import ito_nll
 from .optimize import Evaluation, prior_sqrt_cov, run_adam, timing_lines
-from .start import start_vector
+from .start import PREDICTED, predicted_start, start_vector
 
 __all__ = [
     "match",
@@ -265,8 +265,10 @@ def match(
             deviations along each principal direction of the prior; ``lr`` is then in those units.
         prior: a :class:`~vocalfx.prior.GaussianPrior`; default the shipped prior
             (``GaussianPrior.default()``).
-        init: starting point: ``None``/``"mean"`` (the prior mean), a :class:`Preset` or a raw
-            vector.
+        init: starting point: ``None``/``"mean"`` (the prior mean), ``"predicted"`` (the preset
+            the ``fx`` encoder's head predicts from the reference and dry chunks,
+            :func:`~vocalfx.matching.start.predicted_start`; with ``encoder="fx"`` the same
+            encoder instance and ``encoder_options`` are used), a :class:`Preset` or a raw vector.
         chunk_seconds: chunk length (s). Default 11 (DiffVox).
         reference_sample_rate: rate of a tensor ``reference`` if it differs from ``sample_rate``.
         normalize_reference: bring the reference to -18 LUFS (default), so the result renders at
@@ -325,10 +327,12 @@ def match(
         prior = GaussianPrior.default()
     if prior.dim != P.NUM_PARAMS:
         raise MatchError(f"the prior has {prior.dim} dimensions; the chain has {P.NUM_PARAMS}")
-    try:
-        raw0, init_label = start_vector(init, prior)
-    except ValueError as e:
-        raise MatchError(str(e)) from None
+    predict_init = isinstance(init, str) and init == PREDICTED
+    if not predict_init:
+        try:
+            raw0, init_label = start_vector(init, prior)
+        except ValueError as e:
+            raise MatchError(str(e)) from None
 
     rate = P.SAMPLE_RATE
     try:
@@ -374,6 +378,12 @@ def match(
     except (ValueError, TypeError) as e:
         raise MatchError(f"encoder {encoder!r}: {e}") from None
     enc.eval().requires_grad_(False)
+    if predict_init:
+        try:
+            predictor = enc if encoder == "fx" else get_encoder("fx", sample_rate=rate)
+            raw0, init_label = predicted_start(ref_chunks, dry_chunks, predictor)
+        except ValueError as e:
+            raise MatchError(str(e)) from None
 
     chain = VocalChain(rate)
     chain.requires_grad_(False)

@@ -1,0 +1,99 @@
+"""The ``fx`` encoder's predicted preset, alone (``pred``) and as ITO's starting point (``ito-pred``).
+
+``pred`` asks the preset head of the ``fx`` encoder (:meth:`vocalfx.embed.fx.FxEncoder.predict_preset`)
+for a preset from the reference chunks and the input chunks, each laid end to end, exactly as
+:func:`vocalfx.match` does for ``init="predicted"``
+(:func:`vocalfx.matching.start.predicted_start`): no optimisation, one forward pass.
+
+``ito-pred[:ENC[:ALPHA]]`` is :func:`vocalfx.match` with ``init="predicted"``: the same MAP
+objective as ``ito`` (likelihood under ENC plus ``alpha`` times the log prior), started from the
+prediction instead of the prior mean. Neither family is part of ``all``; ask for them by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+from ..defaults import TARGET_LUFS
+from ..io import loudness_normalize
+from ..matching.chunks import active_chunks
+from ..matching.start import PREDICTED, predicted_start
+from .context import EvalContext
+from .corpus import EvalError, TrackData
+from .ito import InferenceTimeOptimisation
+from .registry import Method, MethodOptions, Prediction, format_alpha, register_method
+
+__all__ = ["PredictedPreset", "ITOFromPrediction"]
+
+PREDICTOR = "fx"
+
+
+def weights_digest(context: EvalContext) -> str:
+    """SHA-256 of the predictor's weights file (a cell records which weights predicted it)."""
+    path = getattr(context.encoder(PREDICTOR), "weights_path", None)
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else "untrained"
+
+
+@register_method("pred")
+class PredictedPreset(Method):
+    """The ``fx`` head's preset from the reference and the input (spec ``pred`` or ``pred:fx``)."""
+
+    in_all = False
+
+    @classmethod
+    def expand(cls, args: Sequence[str], options: MethodOptions) -> List[Method]:
+        if len(args) > 1 or (args and args[0] != PREDICTOR):
+            raise EvalError(f"pred takes at most one argument, the predictor ({PREDICTOR!r}), got {':'.join(args)!r}")
+        return [cls()]
+
+    @property
+    def name(self) -> str:
+        return f"pred-{PREDICTOR}"
+
+    @property
+    def spec(self) -> str:
+        return f"pred:{PREDICTOR}"
+
+    def config(self, context: EvalContext) -> Dict[str, Any]:
+        return {"method": self.name, "predictor": PREDICTOR, "weights_sha256": weights_digest(context),
+                "encoder_options": {k: str(v) for k, v in context.encoder_options(PREDICTOR).items()}}
+
+    def predict(self, track: TrackData, context: EvalContext) -> Prediction:
+        t0 = time.perf_counter()
+        # what vocalfx.match(init="predicted") sees in the ito rows: the chunks laid end to end, the
+        # input brought to -18 LUFS, the reference at its level; the same activity rule
+        rate, length = track.sample_rate, track.input.shape[-1]
+        dry, _ = loudness_normalize(track.input.permute(1, 0, 2).reshape(1, -1), rate, TARGET_LUFS)
+        ref = track.reference.permute(1, 0, 2).reshape(2, -1)
+        try:
+            ref_chunks, _ = active_chunks(ref, length, rate, label=f"{track.name} reference")
+            dry_chunks, _ = active_chunks(dry, length, rate, label=f"{track.name} input")
+            raw, label = predicted_start(ref_chunks, dry_chunks, context.encoder(PREDICTOR))
+        except ValueError as e:
+            raise EvalError(f"{track.name}: {self.name}: {e}") from None
+        return Prediction(raw, {"init": label}, seconds=time.perf_counter() - t0)
+
+
+@register_method("ito-pred")
+class ITOFromPrediction(InferenceTimeOptimisation):
+    """MAP inference-time optimisation from the ``fx`` prediction (``init="predicted"``)."""
+
+    in_all = False
+
+    @property
+    def name(self) -> str:
+        return "ito-pred" + super().name[len("ito"):]
+
+    @property
+    def spec(self) -> str:
+        return f"ito-pred:{self.encoder}:{format_alpha(self.alpha)}"
+
+    def config(self, context: EvalContext) -> Dict[str, Any]:
+        return {**super().config(context), "method": self.name, "init": PREDICTED, "predictor": PREDICTOR,
+                "predictor_weights_sha256": weights_digest(context)}
+
+    def predict(self, track: TrackData, context: EvalContext) -> Prediction:
+        return self.match_from(track, context, init=PREDICTED)
