@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 from pathlib import Path
 
 from ..defaults import CHUNK_SECONDS, MATCH_LR, MATCH_STEPS
 from ._common import (
-    MODEL_DIR_HINT, CLIError, Subparsers, check_at_least, conversion_notes, existing_files, print_notes, resolve_preset,
+    MODEL_DIR_HINT, CLIError, Subparsers, check_at_least, conversion_notes, existing_files, print_notes, report_format,
+    resolve_preset, write_match_report_file,
 )
 
 __all__ = ["register", "run"]
@@ -19,7 +18,7 @@ __all__ = ["register", "run"]
 def run(a: argparse.Namespace) -> int:
     import torch
 
-    from ..io import atomic_write_text, audio_info, check_output_path, load_audio, save_audio
+    from ..io import audio_info, check_output_path, load_audio, save_audio
     from ..matching import match
     from ..params import SAMPLE_RATE
 
@@ -33,6 +32,8 @@ def run(a: argparse.Namespace) -> int:
         raise CLIError(f"the output paths must differ: {', '.join(map(str, outputs))}")
     for o in outputs:
         check_output_path(o, inputs)  # fail now, not after minutes of optimisation
+    if a.report:
+        report_format(a.report)
     check_at_least("--steps", a.steps, 0)
     if a.encoder != "afx-rep" and a.afx_rep:
         raise CLIError("--afx-rep is only used with --encoder afx-rep")
@@ -82,23 +83,15 @@ def run(a: argparse.Namespace) -> int:
         res.preset.extra.setdefault("match", {})["separation_backend"] = separated_with
     save_audio(out, res.audio, res.sample_rate, inputs=inputs)
     res.preset.to_json(preset_out, inputs=inputs)
-    if a.report:
-        doc = {"report": res.report.to_dict(), "history": res.history, "separation_backend": separated_with,
-               "dry": str(a.dry), "reference": str(a.reference), "output": str(out), "preset": str(preset_out)}
-        atomic_write_text(a.report, json.dumps(doc, indent=1, default=_non_finite_as_text) + "\n", inputs=inputs)
+    report = a.report and write_match_report_file(a, res, reference=reference, start=init, prior=prior, separated_with=separated_with,
+                                                  output=out, preset_out=preset_out, inputs=inputs)
     print(res.report.summary())
     if separated_with:
         print(f"reference vocal isolated with {separated_with}")
-    print(f"wrote {out} (stereo, {res.sample_rate} Hz) and {preset_out}")
+    print(f"wrote {out} (stereo, {res.sample_rate} Hz) and {preset_out}" + (f"; report {report}" if report else ""))
     if res.report.output_peak_dbfs > 0:
         print("note: the output peaks above 0 dBFS; it is stored as float, nothing was clipped", file=sys.stderr)
     return 0
-
-
-def _non_finite_as_text(x: object) -> str:
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
 def register(sub: Subparsers) -> None:
@@ -118,7 +111,9 @@ def register(sub: Subparsers) -> None:
     add("reference", help="reference vocal, mono or stereo, at least one chunk (11 s) long; a full song with --separate")
     add("-o", "--output", required=True, help="processed vocal to write (.wav: 32-bit float, .flac: 24-bit)")
     add("--preset-out", default=None, help="preset JSON to write (default: OUTPUT's name with .preset.json)")
-    add("--report", default=None, help="also write the run's report and loss history as JSON")
+    add("--report", default=None, metavar="FILE",
+        help="also write a report: FILE.html a self-contained page (preset, EQ/dynamics/space figures, spectra, levels, "
+        "loss curve, audio players; docs/report.md), FILE.json the run's numbers and loss history")
     add("--encoder", default="mfcc", help="embedding: mfcc (default), mir, fx (trained here, shipped), afx-rep (needs --afx-rep or VOCALFX_AFX_REP)")
     add("--afx-rep", default=None, metavar="PATH", help="AFx-Rep checkpoint file (docs/afx-rep.md says where to get it)")
     add("--alpha", type=float, default=1.0, help="prior weight, 0 = no prior (default: 1)")
