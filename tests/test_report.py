@@ -575,3 +575,13 @@ def test_match_start_preset():
     assert match_start_preset("predicted") is None
     with pytest.raises(ReportError, match="init: "):
         match_start_preset(np.zeros(3))
+
+
+def test_eval_summary_html_of_a_run_with_nothing_finished(tmp_path):
+    """A run whose cells all failed or are missing still gets a page (no figure data, no NaN)."""
+    (tmp_path / "results.csv").write_text("track,method,status,mss_lr,mldr_lr,mss_ms,mldr_ms,pmse,predict_s,score_s,error\n"
+                                          "a,mean,failed,,,,,,,,boom\na,oracle,n/a,,,,,,,,needs the true preset\n")
+    (tmp_path / "summary.csv").write_text("method,metric,mean,median,n\nmean,mss_lr,nan,nan,0\nmean,predict_s,nan,nan,0\n")
+    html = write_eval_report(tmp_path).read_text(encoding="utf-8")
+    assert "a × mean: failed (boom)" in html and html.count("<figure") == 6
+    assert not re.search(r"(?<![\w-])nan(?![\w-])", html, flags=re.I)

@@ -401,6 +401,9 @@ def evaluate(
         _save_run(out, run)
 
     table, errors = write_reports(out, corpus, methods, run)
+    from ..report import write_eval_report  # OUT/summary.html (tables and figures) next to summary.md
+
+    write_eval_report(out)
     return EvalResult(out=out, computed=counts["computed"], failed=counts["failed"], skipped=skipped,
                       seconds=time.perf_counter() - t0, table=table, errors=errors)
 

@@ -203,7 +203,7 @@ def check_no_nan(text: str, where: str) -> None:
     """
     visible = re.sub(r"base64,[A-Za-z0-9+/=]+", "", text)
     visible = re.sub(r"<svg.*?</svg>", lambda m: re.sub(r'd="[^"]*"', "", m.group(0)), visible, flags=re.S)
-    hit = re.search(r"(?<![A-Za-z0-9_-])nan(?![A-Za-z0-9_-])", visible, flags=re.I)
+    hit = re.search(r"(?<![\w/\\.-])nan(?![\w/\\-])", visible, flags=re.I)  # not inside a word or a path
     if hit:
         raise ReportError(f"{where}: the report would show an undefined number ({hit.group(0)!r} near "
                           f"{visible[max(0, hit.start() - 60):hit.end() + 20]!r}); this is a bug, please report it")
