@@ -167,7 +167,7 @@ def _run_summary(rep: Mapping[str, Any]) -> str:
         return "<p>No run report was given.</p>"
     parts = []
     if "initial_loss" in rep and "loss" in rep:
-        parts.append(f"loss {fmt(rep['initial_loss'])} → {fmt(rep['loss'])} (best at step {fmt(rep.get('best_step'))} of {fmt(rep.get('steps'))})")
+        parts.append(f"loss {fmt(rep['initial_loss'], 6)} → {fmt(rep['loss'], 6)} (best at step {fmt(rep.get('best_step'))} of {fmt(rep.get('steps'))})")
     if "sigma_mid_deg" in rep:
         parts.append(f"RMS embedding angle to the reference: mid {fmt(rep.get('initial_sigma_mid_deg'), 3)} → {fmt(rep['sigma_mid_deg'], 3)}°, "
                      f"side {fmt(rep.get('initial_sigma_side_deg'), 3)} → {fmt(rep.get('sigma_side_deg'), 3)}°")
