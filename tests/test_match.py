@@ -319,7 +319,7 @@ def test_match_from_the_predicted_preset():
     from vocalfx.matching.start import predicted_start
 
     dry, ref = vocal_like(4.0), bright_reference()
-    res = match(dry, ref, SR, encoder="mfcc", init="predicted", steps=0, chunk_seconds=CHUNK, progress=False)
+    res = match(dry, ref, SR, encoder="mfcc", init="predicted", steps=0, chunk_seconds=CHUNK, progress=False, level="preset")
     assert res.report.init == "predicted (fx)" and res.report.best_step == 0
     # what match started from is the head's prediction on its own chunks (reference at -18 LUFS)
     enc = get_encoder("fx")

@@ -7,7 +7,9 @@ cuts them back into the same chunks. The reference is not renormalised
 input, and the preset found should reproduce it. ``match`` normalises the input to -18 LUFS
 itself; the input chunks are already cut from the -18 LUFS dry, so this changes their level only
 by the difference between the chunks' loudness and the whole track's (recorded as
-``dry_gain_db`` in the cell's ``info``).
+``dry_gain_db`` in the cell's ``info``). The output level is the preset's (``level="preset"``):
+the protocol scores the preset the method predicts, as DiffVox does, so ``match``'s default of
+following the reference's loudness is not used here.
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ class InferenceTimeOptimisation(Method):
                 encoder=self.encoder, alpha=self.alpha, steps=steps, lr=lr, space=space, seed=self.seed,
                 prior=context.prior(), init=init, chunk_seconds=track.chunk_seconds, normalize_reference=False,
                 encoder_options=context.encoder_options(self.encoder) or None, progress=False,
-                name=f"{track.name}-{self.name}",
+                name=f"{track.name}-{self.name}", level="preset",
             )
         except MatchError as e:
             raise EvalError(f"{track.name}: {self.name}: {e}") from None

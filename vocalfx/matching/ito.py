@@ -38,7 +38,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -52,6 +52,7 @@ from .errors import MatchError
 from .objectives import ito_nll
 from .optimize import Evaluation, prior_sqrt_cov, run_adam, timing_lines
 from .start import PREDICTED, predicted_start, start_vector
+from .steer import LEVEL_PARAM, blend, group_mask, level_target_lufs, masked, parse_groups, with_output_gain
 
 __all__ = [
     "match",
@@ -91,6 +92,10 @@ class MatchReport:
         recoveries: non-finite steps undone (``{"step", "reason", "lr"}``).
         seconds: wall-clock time (s); ``init``: where the optimiser started; ``space``: where
             Adam stepped (``match``'s ``space``).
+        groups: the parameter groups optimised (``None``: all); ``strength``: the blend kept
+            between the start and the match; ``level``: how the output level was set
+            (``"reference"``, ``"preset"`` or a LUFS value as text); ``level_gain_db``: the gain
+            added to ``comp.makeup_db`` for it; ``reference_lufs``: the reference's loudness as given.
     """
 
     encoder: str
@@ -122,6 +127,11 @@ class MatchReport:
     seed: int = 0
     recoveries: List[Dict[str, object]] = field(default_factory=list)
     seconds: float = 0.0
+    groups: Optional[List[str]] = None
+    strength: float = 1.0
+    level: str = "preset"
+    level_gain_db: float = 0.0
+    reference_lufs: float = float("nan")
 
     def to_dict(self) -> Dict[str, object]:
         return asdict(self)
@@ -140,8 +150,11 @@ class MatchReport:
             + f", dry {self.n_dry_chunks}"
             + (f" ({self.n_dry_chunks_dropped} silent dropped)" if self.n_dry_chunks_dropped else ""),
             f"loudness gains to {TARGET_LUFS:g} LUFS: dry {self.dry_gain_db:+.2f} dB, reference {self.reference_gain_db:+.2f} dB; "
-            f"output {self.output_lufs:.1f} LUFS, peak {self.output_peak_dbfs:+.1f} dBFS",
+            f"output {self.output_lufs:.1f} LUFS, peak {self.output_peak_dbfs:+.1f} dBFS"
+            + ("" if self.level == "preset" else f" (level: {self.level}, {self.level_gain_db:+.2f} dB on {LEVEL_PARAM})"),
         ]
+        if self.groups is not None or self.strength != 1.0:
+            lines.append(f"steering: groups {','.join(self.groups) if self.groups else 'all'}, strength {self.strength:g}")
         return "\n".join(lines + timing_lines(self.seconds, self.recoveries))
 
 
@@ -236,6 +249,9 @@ def match(
     progress: bool = True,
     callback: Optional[Callable[[int, torch.Tensor], None]] = None,
     name: str = "",
+    groups: Union[None, str, Sequence[str]] = None,
+    strength: float = 1.0,
+    level: Union[None, str, float] = None,
 ) -> MatchResult:
     """Find the preset that makes ``dry`` sound like ``reference`` (MAP inference-time optimisation).
 
@@ -281,6 +297,17 @@ def match(
         progress: show a progress bar with the current loss (stderr).
         callback: called as ``callback(step, raw_vector)`` after every step (for measurements).
         name: name of the returned preset.
+        groups: optimise only these parameter groups (:data:`vocalfx.matching.steer.GROUPS`:
+            ``eq``, ``dynamics``, ``delay``, ``reverb``, ``pan``; a list or ``"eq,reverb"``); every
+            other raw value is returned exactly as in the start. ``None`` (default): all.
+        strength: keep this fraction of the match: ``start + strength (match - start)``
+            (:func:`~vocalfx.matching.steer.blend`), in ``[0, 1]``. Default 1.
+        level: the output's integrated loudness: ``"reference"`` (that of the reference as given,
+            before any normalisation), ``"preset"`` (what the preset makes of a -18 LUFS dry), or
+            a number in LUFS. It is set through ``comp.makeup_db`` (a pure output gain in this
+            chain), so the returned preset renders the returned audio. Default ``None``:
+            ``"reference"``, or ``"preset"`` when ``groups`` leaves out ``dynamics`` (which holds
+            the make-up gain); asking for a level then is an error.
 
     Returns:
         A :class:`MatchResult` (``preset``, ``audio`` ``(2, time)``, ``history``, ``report``).
@@ -321,6 +348,19 @@ def match(
         raise MatchError(f"chunk_seconds must be positive, got {chunk_seconds!r}")
     if space not in SPACES:
         raise MatchError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
+    try:
+        groups = parse_groups(groups)
+        blend(np.zeros(1), np.zeros(1), strength)  # checks strength
+        if level is not None:
+            level_target_lufs(level, -18.0)  # checks the mode or value now, not after the optimisation
+    except ValueError as e:
+        raise MatchError(str(e)) from None
+    holds_level = groups is None or "dynamics" in groups
+    if level is None:
+        level = "reference" if holds_level else "preset"
+    elif level != "preset" and not holds_level:
+        raise MatchError(f"level={level!r} is set through {LEVEL_PARAM}, which groups {','.join(groups)} keeps fixed: "
+                         "add 'dynamics' to the groups or use level='preset'")
     if prior is None:
         from ..prior import GaussianPrior
 
@@ -352,6 +392,7 @@ def match(
     except ValueError as e:
         raise MatchError(f"{dry_label}: {e}") from None
     try:
+        ref_lufs_given = integrated_loudness(r, rate)
         if normalize_reference:
             r, ref_gain_db = loudness_normalize(r, rate, TARGET_LUFS)
         else:
@@ -392,7 +433,13 @@ def match(
         ref_emb = enc(ref_chunks * scale)
     deg = 180.0 / math.pi
 
+    raw0_t = torch.tensor(raw0, dtype=torch.float32)
+    mask_np = group_mask(groups)
+    mask = torch.from_numpy(mask_np)
+
     def objective(v: torch.Tensor, step: int = 0) -> Evaluation:
+        if groups is not None:
+            v = masked(v, raw0_t, mask)  # the fixed groups stay at the start (zero gradient there)
         pred = chain(dry_chunks, params=v.unsqueeze(0)) * scale
         nll, s_mid, s_side = ito_nll(enc(pred), ref_emb)
         log_prior = prior.log_prob(v)
@@ -401,7 +448,6 @@ def match(
                  "sigma_mid_deg": float(s_mid.detach()) * deg, "sigma_side_deg": float(s_side.detach()) * deg}
         return Evaluation(loss, terms)
 
-    raw0_t = torch.tensor(raw0, dtype=torch.float32)
     with torch.no_grad():
         ev0 = objective(raw0_t)
     initial = {"loss": float(ev0.loss), **ev0.terms}
@@ -421,11 +467,29 @@ def match(
     )
     history, recoveries = opt.history, opt.recoveries
     best_vals, best_raw, best_step = opt.best, opt.vector, opt.best_step
-    vec = best_raw.double().numpy()
-    with torch.no_grad():
-        audio = chain(d.unsqueeze(0), params=best_raw.unsqueeze(0))[0]
-    if not torch.isfinite(audio).all():
-        raise MatchError("the matched preset renders non-finite audio; this is a bug, please report it")
+    vec = best_raw.double().numpy().copy()
+    vec[~mask_np] = raw0[~mask_np]  # bit for bit the start's values
+    vec = blend(raw0, vec, strength)
+
+    def render_whole(v: np.ndarray) -> torch.Tensor:
+        with torch.no_grad():
+            y = chain(d.unsqueeze(0), params=torch.from_numpy(v).float().unsqueeze(0))[0]
+        if not torch.isfinite(y).all():
+            raise MatchError("the matched preset renders non-finite audio; this is a bug, please report it")
+        return y
+
+    audio = render_whole(vec)
+    level_gain_db = 0.0
+    target_lufs = level_target_lufs(level, ref_lufs_given)
+    if target_lufs is not None:
+        try:
+            level_gain_db = target_lufs - integrated_loudness(audio, rate)
+        except ValueError as e:
+            raise MatchError(f"level={level!r}: the matched output's loudness cannot be measured ({e})") from None
+        if not math.isfinite(level_gain_db):
+            raise MatchError(f"level={level!r}: the matched output is silent; use level='preset'")
+        vec = with_output_gain(vec, level_gain_db)
+        audio = render_whole(vec)
     if sample_rate != rate:
         audio = resample_audio(audio, rate, sample_rate)[..., :d_in_len]
     peak = float(audio.abs().amax())
@@ -444,6 +508,9 @@ def match(
         chunk_seconds=chunk / rate, dry_gain_db=dry_gain_db, reference_gain_db=ref_gain_db,
         output_peak_dbfs=20.0 * math.log10(max(peak, 1e-30)), output_lufs=out_lufs,
         init=init_label, space=space, seed=int(seed), recoveries=recoveries, seconds=time.perf_counter() - t0,
+        groups=list(groups) if groups is not None else None, strength=float(strength),
+        level=level if isinstance(level, str) else f"{float(level):g} LUFS", level_gain_db=float(level_gain_db),
+        reference_lufs=float(ref_lufs_given),
     )
     preset = Preset(
         vec,

@@ -1,0 +1,94 @@
+"""Steering a match (vocalfx.matching.steer): optimise only some groups, blend with the start, set
+the output level through the compressor's make-up gain. Short 2 s chunks and a few steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vocalfx import params as P
+from vocalfx.io import integrated_loudness, loudness_normalize
+from vocalfx.matching import MatchError, match
+from vocalfx.matching.steer import GROUPS, LEVEL_PARAM, blend, group_mask, parse_groups, with_output_gain
+from vocalfx.preset import Preset
+from vocalfx.prior import GaussianPrior
+from vocalfx.render import render
+
+from test_match import CHUNK, SR, bright_reference, vocal_like
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return vocal_like(4.0), bright_reference() * 0.3  # a reference well below -18 LUFS
+
+
+def test_groups_cover_every_parameter_once():
+    masks = np.stack([group_mask([g]) for g in GROUPS])
+    assert (masks.sum(0) == 1).all(), [n for n, c in zip(P.names(), masks.sum(0)) if c != 1]
+    assert group_mask(None).all() and parse_groups("eq, reverb") == ("eq", "reverb")
+    with pytest.raises(ValueError, match="loudness"):
+        parse_groups("eq,loudness")
+
+
+def test_makeup_gain_is_a_pure_output_gain():
+    # the oracle for --level: everything after the make-up gain (delay, reverb, pan) is linear
+    v = GaussianPrior.default().mean.double().numpy()
+    x = vocal_like(3.0)
+    y0, y1 = render(x, Preset(v)), render(x, Preset(with_output_gain(v, 6.0)))
+    np.testing.assert_allclose(y1.numpy(), y0.numpy() * 10 ** (6 / 20), rtol=1e-4, atol=1e-6)
+
+
+def test_only_eq_leaves_every_other_value_at_the_start(pair):
+    dry, ref = pair
+    start = GaussianPrior.default().mean.double().numpy()
+    res = match(dry, ref, SR, groups="eq", steps=4, chunk_seconds=CHUNK, progress=False)
+    eq = group_mask(["eq"])
+    assert np.array_equal(res.preset.raw[~eq], start[~eq])  # bit for bit
+    assert np.abs(res.preset.raw[eq] - start[eq]).max() > 1e-3  # the EQ moved
+    assert res.report.level == "preset" and res.report.groups == ["eq"]  # no make-up gain without dynamics
+    with pytest.raises(MatchError, match="add 'dynamics'"):
+        match(dry, ref, SR, groups="eq", level="reference", steps=1, chunk_seconds=CHUNK, progress=False)
+
+
+def test_strength_blends_between_start_and_match(pair):
+    dry, ref = pair
+    kw = dict(steps=4, chunk_seconds=CHUNK, progress=False, level="preset")
+    start = GaussianPrior.default().mean.double().numpy()
+    full = match(dry, ref, SR, **kw).preset.raw
+    assert np.array_equal(match(dry, ref, SR, strength=0.0, **kw).preset.raw, start)
+    assert np.array_equal(match(dry, ref, SR, strength=1.0, **kw).preset.raw, full)
+    half = match(dry, ref, SR, strength=0.5, **kw)
+    np.testing.assert_allclose(half.preset.raw, (start + full) / 2, rtol=0, atol=1e-12)
+    dry18 = loudness_normalize(dry, SR, -18.0)[0]  # match renders the dry at -18 LUFS
+    assert torch.allclose(half.audio, render(dry18, half.preset), atol=1e-6)
+    # the blend is the same in the prior's whitened coordinates (the whitening is affine)
+    prior = GaussianPrior.default()
+    L = torch.linalg.cholesky(prior.cov)
+    z = lambda v: torch.linalg.solve_triangular(L, (torch.from_numpy(v) - prior.mean)[:, None], upper=False)[:, 0]
+    torch.testing.assert_close(z(half.preset.raw), (z(start) + z(full)) / 2, rtol=0, atol=1e-8)
+    with pytest.raises(ValueError, match="strength"):
+        blend(start, full, 1.5)
+
+
+def test_level_follows_the_reference_and_the_preset_reproduces_it(pair):
+    dry, ref = pair
+    ref_lufs = integrated_loudness(ref, SR)
+    assert ref_lufs < -25  # far from the -18 LUFS the preset renders at
+    res = match(dry, ref, SR, steps=2, chunk_seconds=CHUNK, progress=False)
+    assert res.report.level == "reference"
+    assert abs(integrated_loudness(res.audio, SR) - ref_lufs) < 0.5
+    assert abs(res.report.output_lufs - ref_lufs) < 0.5
+    # the level lives in the preset: rendering the saved preset (on the dry at -18 LUFS, as
+    # match renders it) gives the written output
+    assert torch.allclose(render(loudness_normalize(dry, SR, -18.0)[0], res.preset), res.audio, atol=1e-6)
+    preset_level = match(dry, ref, SR, steps=2, chunk_seconds=CHUNK, progress=False, level="preset")
+    gain = res.preset.raw[P.INDEX[LEVEL_PARAM]] - preset_level.preset.raw[P.INDEX[LEVEL_PARAM]]
+    assert gain == pytest.approx(res.report.level_gain_db) and gain < -5
+    other = np.ones(P.NUM_PARAMS, bool)
+    other[P.INDEX[LEVEL_PARAM]] = False
+    assert np.array_equal(res.preset.raw[other], preset_level.preset.raw[other])
+    fixed = match(dry, ref, SR, steps=2, chunk_seconds=CHUNK, progress=False, level=-14.0)
+    assert abs(integrated_loudness(fixed.audio, SR) - (-14.0)) < 0.1 and fixed.report.level == "-14 LUFS"
+    with pytest.raises(MatchError, match="level"):
+        match(dry, ref, SR, steps=1, chunk_seconds=CHUNK, progress=False, level="loud")
