@@ -21,7 +21,10 @@ an effects chain drawn by this script):
    cells (resumable).
 3. **Matchering 2** (``matchering.process``, default settings, limiter on: what a user gets), with
    target = the whole dry track at -18 LUFS and reference = the reference chunks laid end to end.
-4. **Scores**, against the whole wet track: MSS L/R and MLDR L/R of the raw output, and of the
+4. **Level**: each ITO row is also scored as ``vocalfx match`` writes it by default
+   (``level="reference"``, row ``NAME+level``): one gain so that the output's integrated loudness
+   equals the reference chunks' (the make-up gain ``match`` sets; a pure output gain).
+5. **Scores**, against the whole wet track: MSS L/R and MLDR L/R of the raw output, and of the
    output after one gain that matches its integrated loudness to the wet's (pyloudnorm). Written
    to ``OUT/results.csv`` (per track and method) and ``OUT/summary.md``.
 """
@@ -187,6 +190,7 @@ def main() -> None:
     rows = []
     for spec in corpus.tracks:
         track = prepare_track(spec)
+        ref_audio = track.reference.permute(1, 0, 2).reshape(2, -1)  # the reference chunks end to end
         for m in methods:
             cell = json.loads((args.out / "eval" / "cells" / spec.name / f"{m.name}.json").read_text())
             if cell.get("status") != "ok":
@@ -194,6 +198,13 @@ def main() -> None:
                 continue
             y = render(track.dry, Preset(np.asarray(cell["vector"])))
             rows.append({"track": spec.name, "method": m.name, "status": "ok", **scores(y, track.wet)})
+            if m.name.startswith("ito"):
+                # what `vocalfx match` writes by default (level="reference"): the eval scores the
+                # preset's level, the product then sets comp.makeup_db so that the output's
+                # loudness equals the reference's as given, a pure output gain (tests/test_steer.py)
+                gain_db = integrated_loudness(ref_audio, SR) - integrated_loudness(y, SR)
+                rows.append({"track": spec.name, "method": f"{m.name}+level", "status": "ok",
+                             **scores(y * 10 ** (gain_db / 20), track.wet)})
         if not args.no_matchering:
             with tempfile.TemporaryDirectory() as td:
                 y = torch.from_numpy(matchering_output(track, Path(td)))
@@ -203,7 +214,8 @@ def main() -> None:
         w = csv.DictWriter(f, fieldnames=["track", "method", "status", *keys])
         w.writeheader()
         w.writerows(rows)
-    names = [m.name for m in methods] + ([] if args.no_matchering else ["matchering"])
+    names = [m.name for m in methods] + [f"{m.name}+level" for m in methods if m.name.startswith("ito")]
+    names += [] if args.no_matchering else ["matchering"]
     ok_tracks = [t.name for t in corpus.tracks if all(r["status"] == "ok" for r in rows if r["track"] == t.name)]
     lines = [f"Out-of-family check: {len(ok_tracks)} tracks, seed {args.seed}, {time.time() - t0:.0f} s "
              f"(including resumed cells); eval cells in {args.out / 'eval'}", "",

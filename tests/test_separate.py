@@ -327,13 +327,13 @@ def test_match_separate_close_to_true_stem(shared, tmp_path):
     steps = "25"
     out, report = tmp_path / "out.wav", tmp_path / "report.json"
     assert main(["match", str(dry_path), str(mix_path), "-o", str(out), "--separate", "--chunk-seconds", "3",
-                 "--steps", steps, "--keep-reference-level", "--report", str(report), "-q"]) == 0
+                 "--steps", steps, "--keep-reference-level", "--level", "preset", "--report", str(report), "-q"]) == 0
     rep = json.loads(report.read_text())
     assert rep["separation_backend"].startswith("classical")
     preset = Preset.from_json(tmp_path / "out.preset.json")
     assert "classical" in json.dumps(preset.extra)
 
-    true = match(dry, wet, SR, steps=int(steps), chunk_seconds=3.0, normalize_reference=False, progress=False)
+    true = match(dry, wet, SR, steps=int(steps), chunk_seconds=3.0, normalize_reference=False, level="preset", progress=False)
 
     def score(p):
         y = render(dry, p, SR)

@@ -92,3 +92,45 @@ def test_level_follows_the_reference_and_the_preset_reproduces_it(pair):
     assert abs(integrated_loudness(fixed.audio, SR) - (-14.0)) < 0.1 and fixed.report.level == "-14 LUFS"
     with pytest.raises(MatchError, match="level"):
         match(dry, ref, SR, steps=1, chunk_seconds=CHUNK, progress=False, level="loud")
+
+
+def test_cli_steering_flags_and_render_strength(tmp_path, capsys, pair):
+    """`vocalfx match --only/--strength/--level` reach the match; `vocalfx render --strength`
+    blends a saved match against the start it recorded and reproduces the match's own blend."""
+    import soundfile as sf
+
+    from vocalfx.cli import main
+
+    dry, ref = pair
+    d, r = tmp_path / "dry.wav", tmp_path / "ref.wav"
+    sf.write(str(d), dry[0].numpy(), SR, subtype="FLOAT")
+    sf.write(str(r), ref.T.numpy(), SR, subtype="FLOAT")
+    common = ["--chunk-seconds", str(CHUNK), "--steps", "3", "-q"]
+    assert main(["match", str(d), str(r), "-o", str(tmp_path / "full.wav"), "--level", "preset", *common]) == 0
+    assert main(["match", str(d), str(r), "-o", str(tmp_path / "half.wav"), "--level", "preset", "--strength", "0.5",
+                 *common]) == 0
+    full, half = Preset.from_json(tmp_path / "full.preset.json"), Preset.from_json(tmp_path / "half.preset.json")
+    start = GaussianPrior.default().mean.double().numpy()
+    assert np.array_equal(np.asarray(full.extra["match"]["start_raw"]), start)
+    np.testing.assert_allclose(half.raw, (start + full.raw) / 2, rtol=0, atol=1e-12)
+    # render --strength 0.5 of the full match = the match made at strength 0.5
+    assert main(["render", str(d), str(tmp_path / "full.preset.json"), "-o", str(tmp_path / "r.wav"), "--strength", "0.5"]) == 0
+    assert main(["render", str(d), str(tmp_path / "half.preset.json"), "-o", str(tmp_path / "h.wav")]) == 0
+    np.testing.assert_allclose(sf.read(str(tmp_path / "r.wav"))[0], sf.read(str(tmp_path / "h.wav"))[0], rtol=0, atol=1e-6)
+    assert main(["render", str(d), "pop-lead", "-o", str(tmp_path / "x.wav"), "--strength", "0.5"]) == 1
+    assert "no starting preset recorded" in capsys.readouterr().err
+    assert main(["render", str(d), "pop-lead", "-o", str(tmp_path / "x.wav"), "--strength", "0", "--base", "mean"]) == 0
+    # --only eq keeps the rest at the start; --level -16 sets the loudness; bad values fail in one line
+    assert main(["match", str(d), str(r), "-o", str(tmp_path / "eq.wav"), "--only", "eq", *common]) == 0
+    eq = group_mask(["eq"])
+    assert np.array_equal(Preset.from_json(tmp_path / "eq.preset.json").raw[~eq], start[~eq])
+    assert main(["match", str(d), str(r), "-o", str(tmp_path / "l.wav"), "--level", "-16", *common]) == 0
+    y, _ = sf.read(str(tmp_path / "l.wav"), always_2d=True)
+    assert abs(integrated_loudness(torch.from_numpy(y.T.copy()).float(), SR) + 16.0) < 0.1
+    capsys.readouterr()
+    for flags, words in ((["--only", "eq,loudness"], "--only"), (["--strength", "2"], "--strength"),
+                         (["--only", "eq", "--level", "-14"], "add 'dynamics'")):
+        assert main(["match", str(d), str(r), "-o", str(tmp_path / "bad.wav"), *flags, *common]) == 1
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "bad.wav").exists()

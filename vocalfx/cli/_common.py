@@ -131,6 +131,7 @@ def write_match_report_file(
     """``vocalfx match --report``: the JSON report (``.json``) or the HTML report (``.html``), from the
     reference the match used and its ``init`` and ``prior``; returns what was written."""
     from ..io import atomic_write_text, load_audio
+    from ..preset import Preset
     from ..report import match_start_preset, write_result_report
 
     if report_format(a.report) == "json":
@@ -142,7 +143,8 @@ def write_match_report_file(
              "reference": str(a.reference) + (f" (vocal isolated with {separated_with})" if separated_with else "")}
     info = write_result_report(
         a.report, res, dry=load_audio(a.dry, sample_rate=res.sample_rate), reference=reference,
-        start_preset=match_start_preset(start, prior, name=res.report.init), command=command_line(a, ("dry", "reference")),
+        start_preset=(Preset(res.start, name=res.report.init) if res.start is not None
+                      else match_start_preset(start, prior, name=res.report.init)), command=command_line(a, ("dry", "reference")),
         settings=settings_of(a), names=names, inputs=inputs,
     )
     return f"{a.report} (HTML, {info.nbytes / 1e6:.1f} MB, {info.figures} figures, {info.players} players)"

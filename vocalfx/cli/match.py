@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..defaults import CHUNK_SECONDS, MATCH_LR, MATCH_STEPS
+from ..defaults import CHUNK_SECONDS, MATCH_ALPHA, MATCH_LR, MATCH_STEPS
 from ._common import (
     MODEL_DIR_HINT, CLIError, Subparsers, check_at_least, conversion_notes, existing_files, print_notes, report_format,
     resolve_preset, write_match_report_file,
@@ -39,6 +39,13 @@ def run(a: argparse.Namespace) -> int:
         raise CLIError("--afx-rep is only used with --encoder afx-rep")
     if a.model_dir and not a.separate:
         raise CLIError("--model-dir is only used with --separate")
+    from ..matching import MatchError, check_steering
+
+    for flag, args in (("--only", (a.only, 1.0, None)), ("--strength", (None, a.strength, None)), ("--level", (a.only, 1.0, a.level))):
+        try:  # now, not after the separation
+            check_steering(*args)
+        except MatchError as e:
+            raise CLIError(f"{flag}: {e}") from None
 
     notes = conversion_notes(a.dry, audio_info(a.dry), SAMPLE_RATE)
     notes += conversion_notes(a.reference, audio_info(a.reference), SAMPLE_RATE)
@@ -72,7 +79,7 @@ def run(a: argparse.Namespace) -> int:
         a.dry, reference, SAMPLE_RATE,
         encoder=a.encoder, alpha=a.alpha, steps=a.steps, seed=a.seed, lr=a.lr, space=a.space, prior=prior, init=init,
         chunk_seconds=a.chunk_seconds, normalize_reference=not a.keep_reference_level,
-        encoder_options=options, progress=not a.quiet, name=a.name or out.stem,
+        encoder_options=options, progress=not a.quiet, name=a.name or out.stem, groups=a.only, strength=a.strength, level=a.level,
     )
     res.preset.source = (
         f"vocalfx match {Path(a.dry).name} -> {Path(a.reference).name} ({a.encoder}, alpha {a.alpha:g}"
@@ -116,7 +123,7 @@ def register(sub: Subparsers) -> None:
         "loss curve, audio players; docs/report.md), FILE.json the run's numbers and loss history")
     add("--encoder", default="mfcc", help="embedding: mfcc (default), mir, fx (trained here, shipped), afx-rep (needs --afx-rep or VOCALFX_AFX_REP)")
     add("--afx-rep", default=None, metavar="PATH", help="AFx-Rep checkpoint file (docs/afx-rep.md says where to get it)")
-    add("--alpha", type=float, default=1.0, help="prior weight, 0 = no prior (default: 1)")
+    add("--alpha", type=float, default=MATCH_ALPHA, help=f"prior weight, 0 = no prior (default: {MATCH_ALPHA:g}; DiffVox used 1)")
     add("--steps", type=int, default=None, help=f"Adam steps (default: {MATCH_STEPS})")
     add("--lr", type=float, default=None, help=f"initial learning rate, cosine-decayed to a tenth (default: {MATCH_LR})")
     add("--space", default="raw", choices=("raw", "whitened"),
@@ -127,6 +134,11 @@ def register(sub: Subparsers) -> None:
     add("--chunk-seconds", type=float, default=CHUNK_SECONDS, help=f"chunk length in s (default: {CHUNK_SECONDS:g})")
     add("--keep-reference-level", action="store_true",
         help="do not normalise the reference to -18 LUFS; the preset then also matches its loudness")
+    add("--only", default=None, metavar="GROUPS", help="optimise only these groups, comma-separated from eq, dynamics, delay, "
+        "reverb, pan; the others stay exactly at the start (default: all)")
+    add("--strength", type=float, default=1.0, help="keep this fraction of the match, 0..1: start + s (match - start) (default: 1)")
+    add("--level", default=None, help="output loudness: 'reference' (the reference vocal's; default), 'preset' (as the preset "
+        "renders it; the default with --only without dynamics) or a LUFS value such as -14; set on comp.makeup_db")
     add("--separate", action="store_true", help="REFERENCE is a full mix: isolate its vocal first")
     add("--backend", default="classical", help="separation backend with --separate (default: classical; demucs)")
     add("--model-dir", default=None, help="with --separate --backend demucs: directory with the Demucs model files (docs/separate.md)")

@@ -8,7 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-from ._common import Subparsers, existing_files, resolve_preset
+from typing import TYPE_CHECKING
+
+from ._common import CLIError, Subparsers, existing_files, resolve_preset
+
+if TYPE_CHECKING:
+    from ..preset import Preset
 
 __all__ = ["register", "run"]
 
@@ -20,8 +25,12 @@ def run(a: argparse.Namespace) -> int:
     from ..params import SAMPLE_RATE
     from ..render import render
 
-    out = check_output_path(a.output, [Path(a.dry)] + existing_files(a.preset))
+    out = check_output_path(a.output, [Path(a.dry)] + existing_files(a.preset, a.base))
     preset = resolve_preset(a.preset, a.index)
+    if a.strength is not None:
+        preset = _blended(preset, a)
+    elif a.base:
+        raise CLIError("--base is only used with --strength")
     info = audio_info(a.dry)
     dry = load_audio(a.dry, sample_rate=SAMPLE_RATE, mono=True)
     t0 = time.perf_counter()
@@ -44,6 +53,28 @@ def run(a: argparse.Namespace) -> int:
     return 0
 
 
+def _blended(preset: "Preset", a: argparse.Namespace) -> "Preset":
+    """``--strength S``: ``base + S (preset - base)``, the base being ``--base`` or the start a match recorded."""
+    from ..matching.steer import blend
+    from ..preset import Preset
+    from ..prior import GaussianPrior
+
+    if a.base == "mean":
+        base, label = GaussianPrior.default().mean.double().numpy(), "the prior mean"
+    elif a.base:
+        base, label = resolve_preset(a.base).raw, a.base
+    else:
+        start = preset.extra.get("match", {}).get("start_raw") if isinstance(preset.extra, dict) else None
+        if start is None:
+            raise CLIError(f"{a.preset}: no starting preset recorded (not written by `vocalfx match`); name one with --base PRESET or --base mean")
+        base, label = start, "the match's start"
+    try:
+        raw = blend(base, preset.raw, a.strength)
+        return Preset(raw, name=f"{preset.name} at strength {a.strength:g} from {label}", source=preset.source)
+    except ValueError as e:
+        raise CLIError(f"--strength: {e}") from None
+
+
 def register(sub: Subparsers) -> None:
     r = sub.add_parser(
         "render",
@@ -56,5 +87,9 @@ def register(sub: Subparsers) -> None:
     r.add_argument("preset", help="preset JSON file, collection file (with --index), or a shipped preset name (see `vocalfx preset list`)")
     r.add_argument("-o", "--output", required=True, help="output audio file (.wav: 32-bit float, .flac: 24-bit)")
     r.add_argument("--index", type=int, default=None, help="preset index when PRESET is a collection")
+    r.add_argument("--strength", type=float, default=None, metavar="S",
+                   help="render base + S (preset - base), 0..1: S = 0 the base, 1 the preset (the level is blended too)")
+    r.add_argument("--base", default=None, help="with --strength: the preset to blend from, a file, a shipped name or 'mean' "
+                   "(the prior mean); default: the start recorded by `vocalfx match`")
     r.add_argument("--precision", choices=["float32", "float64"], default="float32", help="computation precision (default: float32)")
     r.set_defaults(func=run)

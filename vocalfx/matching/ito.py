@@ -56,17 +56,20 @@ from .steer import LEVEL_PARAM, blend, group_mask, level_target_lufs, masked, pa
 
 __all__ = [
     "match",
+    "check_steering",
     "MatchResult",
     "MatchReport",
     "MatchError",
     "DEFAULT_STEPS",
     "DEFAULT_LR",
+    "DEFAULT_ALPHA",
     "SPACES",
 ]
 
 #: Default Adam steps and initial learning rate (measured in ``docs/match.md``).
 DEFAULT_STEPS = defaults.MATCH_STEPS
 DEFAULT_LR = defaults.MATCH_LR
+DEFAULT_ALPHA = defaults.MATCH_ALPHA
 #: Where Adam steps (see :func:`match`'s ``space``).
 SPACES = ("raw", "whitened")
 
@@ -171,6 +174,9 @@ class MatchResult:
             ``sigma_mid_deg``, ``sigma_side_deg``, ``lr`` (NaN losses for undone steps).
         report: a :class:`MatchReport`.
         sample_rate: rate of ``audio`` (Hz).
+        start: the 130 raw values the optimiser started from (the prior mean, the given preset or
+            the predicted one), float64; also stored as ``preset.extra["match"]["start_raw"]`` so
+            that ``vocalfx render --strength`` can blend a saved match against its start.
     """
 
     preset: Preset
@@ -178,6 +184,7 @@ class MatchResult:
     history: List[Dict[str, float]]
     report: MatchReport
     sample_rate: int
+    start: Optional[np.ndarray] = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -227,13 +234,40 @@ def _as_audio(source: AudioLike, name: str, sample_rate: int, mono: bool) -> Tup
 # Matching
 
 
+def check_steering(
+    groups: Union[None, str, Sequence[str]], strength: float, level: Union[None, str, float]
+) -> Tuple[Optional[Tuple[str, ...]], Union[str, float]]:
+    """:func:`match`'s steering arguments checked, before any audio is touched: the parsed groups
+    and the level mode (``None`` resolved to ``"reference"``, or ``"preset"`` when the groups leave
+    out ``dynamics``, which holds the make-up gain that carries the level).
+
+    Raises:
+        MatchError: an unknown group, a strength outside [0, 1], an unknown level mode or an
+            implausible LUFS value, or a level asked for while ``dynamics`` stays fixed.
+    """
+    try:
+        groups = parse_groups(groups)
+        blend(np.zeros(1), np.zeros(1), strength)
+        if level is not None:
+            level_target_lufs(level, -18.0)
+    except ValueError as e:
+        raise MatchError(str(e)) from None
+    holds_level = groups is None or "dynamics" in groups
+    if level is None:
+        return groups, ("reference" if holds_level else "preset")
+    if level != "preset" and not holds_level:
+        raise MatchError(f"level={level!r} is set through {LEVEL_PARAM}, which groups {','.join(groups)} keeps fixed: "
+                         "add 'dynamics' to the groups or use level='preset'")
+    return groups, level
+
+
 def match(
     dry: AudioLike,
     reference: AudioLike,
     sample_rate: int = P.SAMPLE_RATE,
     *,
     encoder: str = "mfcc",
-    alpha: float = 1.0,
+    alpha: float = DEFAULT_ALPHA,
     steps: Optional[int] = None,
     seed: int = 0,
     lr: Optional[float] = None,
@@ -267,7 +301,7 @@ def match(
         sample_rate: rate (Hz) of ``dry`` and of the returned audio. The chain runs at 44.1 kHz;
             other rates are resampled in and out.
         encoder: ``"mfcc"`` (default), ``"mir"``, ``"afx-rep"`` or any registered encoder.
-        alpha: prior weight; 0 gives maximum likelihood. Default 1.0.
+        alpha: prior weight; 0 gives maximum likelihood. Default :data:`DEFAULT_ALPHA` (0.1; DiffVox used 1).
         steps: Adam steps; default :data:`DEFAULT_STEPS`.
         seed: recorded with the result. The objective and the loop draw no random numbers, so a
             match is reproducible whatever the seed (it no longer calls ``torch.manual_seed``:
@@ -348,19 +382,7 @@ def match(
         raise MatchError(f"chunk_seconds must be positive, got {chunk_seconds!r}")
     if space not in SPACES:
         raise MatchError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
-    try:
-        groups = parse_groups(groups)
-        blend(np.zeros(1), np.zeros(1), strength)  # checks strength
-        if level is not None:
-            level_target_lufs(level, -18.0)  # checks the mode or value now, not after the optimisation
-    except ValueError as e:
-        raise MatchError(str(e)) from None
-    holds_level = groups is None or "dynamics" in groups
-    if level is None:
-        level = "reference" if holds_level else "preset"
-    elif level != "preset" and not holds_level:
-        raise MatchError(f"level={level!r} is set through {LEVEL_PARAM}, which groups {','.join(groups)} keeps fixed: "
-                         "add 'dynamics' to the groups or use level='preset'")
+    groups, level = check_steering(groups, strength, level)
     if prior is None:
         from ..prior import GaussianPrior
 
@@ -518,6 +540,7 @@ def match(
         source=f"vocalfx match: {encoder} encoder, alpha {alpha:g}; dry at {TARGET_LUFS:g} LUFS in",
         extra={"match": {"input_lufs": TARGET_LUFS, "reference": ref_label, "dry": dry_label,
                          **{k: v for k, v in report.to_dict().items() if k != "recoveries"},
-                         "recoveries": len(recoveries)}},
+                         "recoveries": len(recoveries), "start_raw": [float(x) for x in raw0]}},
     )
-    return MatchResult(preset=preset, audio=audio.contiguous(), history=history, report=report, sample_rate=sample_rate)
+    return MatchResult(preset=preset, audio=audio.contiguous(), history=history, report=report, sample_rate=sample_rate,
+                       start=np.asarray(raw0, dtype=np.float64).copy())
