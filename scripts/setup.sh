@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a virtual environment with vocalfx and its dependencies (idempotent).
-#   bash scripts/setup.sh            -> ./.venv with vocalfx installed (editable) + test tools + demucs
+#   bash scripts/setup.sh            -> ./.venv with vocalfx installed (editable) + test tools + demucs + ray
 #   VENV=/path bash scripts/setup.sh -> another location
 # Order matters: torchlpc (needed by torchcomp) is a source package that must be built against
 # the torch already installed, so torch goes first and torchlpc is built without isolation.
@@ -20,5 +20,5 @@ if ! "$VENV/bin/python" -c "import torchlpc" 2>/dev/null; then
   pip install setuptools wheel
   pip install --no-build-isolation torchlpc
 fi
-pip install -e ".[test,separate]"   # separate: demucs, for the demucs backend and its tests
+pip install -e ".[test,separate,ray]"   # separate: demucs, for the demucs backend and its tests; ray: --engine ray
 echo "vocalfx is set up in $VENV (try: $VENV/bin/vocalfx --help)"

@@ -22,13 +22,13 @@ from .._version import __version__
 from ..alloc import apply_from_environment
 from ..errors import VocalfxError
 from . import eval as eval_command
-from . import fit_pair, match, preset, prior, render, report, separate
+from . import fit_pair, match, match_batch, preset, prior, render, report, separate
 from ._common import CLIError, fail
 
 __all__ = ["main", "build_parser", "CLIError"]
 
 #: The command modules, in the order ``vocalfx --help`` lists them.
-COMMANDS = (render, preset, fit_pair, prior, match, report, separate, eval_command)
+COMMANDS = (render, preset, fit_pair, prior, match, match_batch, report, separate, eval_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import signal
 import sys
-import threading
 from typing import List
 
 from ..defaults import EVAL_ALPHAS, EVAL_ENCODERS
 from ._common import CLIError, Subparsers
+from ._engine import add_engine_arguments, terminate_as_interrupt
 
 __all__ = ["register", "run"]
 
@@ -50,18 +49,12 @@ def run(a: argparse.Namespace) -> int:
         n_cells = len(corpus.tracks) * len(methods)
         print(f"{len(corpus.tracks)} tracks x {len(methods)} methods = {n_cells} cells -> {a.out}", file=sys.stderr)
         print("methods: " + ", ".join(m.name for m in methods), file=sys.stderr)
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if main_thread else None
-    if main_thread:
-        signal.signal(signal.SIGTERM, _terminate)  # `kill PID` stops the workers too, like Ctrl-C
-    try:
+    with terminate_as_interrupt():  # `kill PID` stops the workers too, like Ctrl-C
         res = evaluate(
-            corpus, methods, a.out, options=options, jobs=a.jobs, threads=a.threads, retry_failed=a.retry_failed,
-            progress=not a.quiet, plugins=a.plugin, command=_command(a),
+            corpus, methods, a.out, options=options, jobs=a.jobs, threads=a.threads, engine=a.engine,
+            ray_address=a.ray_address, retry_failed=a.retry_failed, progress=not a.quiet, plugins=a.plugin,
+            command=_command(a),
         )
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
     print(res.table)
     print(
         f"{res.computed} cell(s) computed ({res.failed} failed), {res.skipped} already finished; "
@@ -74,10 +67,6 @@ def run(a: argparse.Namespace) -> int:
     return 0
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def _command(a: argparse.Namespace) -> str:
     """The command line with every setting that differs from the defaults, for the record."""
     parts = ["vocalfx", "eval", "--corpus", a.corpus, "--out", a.out, "--methods", *a.methods]
@@ -87,6 +76,7 @@ def _command(a: argparse.Namespace) -> str:
         ("--chunk-seconds", a.chunk_seconds, None), ("--ito-steps", a.ito_steps, None), ("--ito-lr", a.ito_lr, None),
         ("--ito-space", a.ito_space, None),
         ("--seed", a.seed, 0), ("--afx-rep", a.afx_rep, None), ("--jobs", a.jobs, 1), ("--threads", a.threads, None),
+        ("--engine", a.engine, "local"), ("--ray-address", a.ray_address, None),
     ]:
         if value != default:
             parts += [flag, str(value)]
@@ -131,9 +121,7 @@ def register(sub: Subparsers) -> None:
     add("--ito-space", default=None, choices=("raw", "whitened"), help="where ITO's Adam steps (default: vocalfx.match's, raw)")
     add("--seed", type=int, default=0, help="seed of stochastic methods (default: 0)")
     add("--afx-rep", default=None, metavar="CKPT", help="AFx-Rep checkpoint file, for --encoders afx-rep")
-    add("--jobs", "-j", type=int, default=1, help="worker processes; tracks run in parallel (default: 1, in this process)")
-    add("--threads", type=int, default=None,
-        help="torch threads per worker (default: 1 with --jobs > 1, torch's default otherwise)")
+    add_engine_arguments(add, "tracks (cells on Ray)")
     add("--retry-failed", action="store_true", help="recompute cells that finished with an error")
     add("--plugin", action="append", default=[], metavar="MODULE",
         help="import a module or .py file that registers more methods (repeatable)")

@@ -14,16 +14,16 @@ cell (checked against the cell's stored settings) and computes the rest. A cell 
 
 Work is distributed by track (a track's methods share its preparation and, for ``nn-emb``, the
 collection renders); with ``jobs > 1`` tracks run in ``jobs`` worker processes (``spawn``), each
-with ``threads`` torch threads (default 1).
+with ``threads`` torch threads (default 1); with ``engine="ray"`` every cell is a Ray task
+(:mod:`vocalfx.engine`).
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import datetime as _dt
+import functools
 import json
 import math
-import multiprocessing
 import os
 import platform
 import time
@@ -111,31 +111,6 @@ def _context(options: MethodOptions) -> EvalContext:
     return _CONTEXTS[key]
 
 
-def _init_worker(threads: int, plugins: Sequence[str]) -> None:
-    torch.set_num_threads(max(1, int(threads)))
-    for p in plugins:
-        load_plugin(p)
-    _exit_with_parent()
-
-
-def _exit_with_parent(interval_s: float = 2.0) -> None:
-    """Make this worker exit when its parent dies (e.g. SIGKILL), instead of finishing its track.
-
-    An orphaned worker would go on writing cells that a re-run is computing as well.
-    """
-    import threading
-
-    parent = os.getppid()
-
-    def watch() -> None:
-        while True:
-            time.sleep(interval_s)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="vocalfx-eval-parent-watch", daemon=True).start()
-
-
 def run_track(
     spec: TrackSpec,
     method_specs: Sequence[str],
@@ -201,6 +176,11 @@ def run_track(
 
 def _run_track_job(job: Dict[str, Any]) -> Dict[str, int]:
     return run_track(**job)
+
+
+def _load_plugins(plugins: Sequence[str]) -> None:
+    for p in plugins:
+        load_plugin(p)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -274,6 +254,8 @@ def evaluate(
     options: Optional[MethodOptions] = None,
     jobs: int = 1,
     threads: Optional[int] = None,
+    engine: str = "local",
+    ray_address: Optional[str] = None,
     retry_failed: bool = False,
     progress: bool = True,
     plugins: Sequence[str] = (),
@@ -286,8 +268,13 @@ def evaluate(
         methods: from :func:`~vocalfx.evaluation.parse_methods` (with the same ``options``).
         out: output folder (created if missing; see the module docstring for its layout).
         options: the :class:`MethodOptions` the methods were parsed with.
-        jobs: worker processes; 1 runs in this process.
-        threads: torch threads per worker (default 1 when ``jobs > 1``; unchanged when ``jobs == 1``).
+        jobs: worker processes; 1 runs in this process (with ``engine="local"``). With
+            ``engine="ray"`` and no ``ray_address``: the CPUs of the local Ray instance.
+        threads: torch threads per worker (default 1 when ``jobs > 1`` or on Ray; unchanged when
+            ``jobs == 1`` locally).
+        engine: ``"local"`` (this process or a process pool, one task per track) or ``"ray"``
+            (one Ray task per cell; :mod:`vocalfx.engine`). Cells are the same either way.
+        ray_address: a running Ray cluster (``"auto"``, ``HOST:PORT``); ``None`` starts a local one.
         retry_failed: recompute cells that finished with an error.
         progress: show a progress bar on stderr.
         plugins: method plugin modules to import in worker processes.
@@ -302,12 +289,13 @@ def evaluate(
     """
     from tqdm.auto import tqdm
 
+    from ..engine import EngineError, check_engine
 
     options = options or MethodOptions()
-    if jobs < 1:
-        raise EvalError(f"jobs must be at least 1, got {jobs}")
-    if threads is not None and threads < 1:
-        raise EvalError(f"threads must be at least 1, got {threads}")
+    try:
+        check_engine(engine, jobs, threads, ray_address)
+    except EngineError as e:
+        raise EvalError(str(e)) from None
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise EvalError(f"{out}: exists and is not a folder")
@@ -353,7 +341,7 @@ def evaluate(
     run_id = uuid.uuid4().hex[:12]
     record = {
         "run_id": run_id, "command": command, "started": _now(), "finished": None, "wall_seconds": None,
-        "jobs": jobs, "threads": threads if threads is not None else (1 if jobs > 1 else torch.get_num_threads()), "methods": names, "options": options.to_dict(),
+        "engine": engine, "ray_address": ray_address, "jobs": jobs, "threads": threads if threads is not None else (1 if jobs > 1 else torch.get_num_threads()), "methods": names, "options": options.to_dict(),
         "cells_pending": sum(len(v) for v in pending.values()), "cells_computed": 0, "cells_failed": 0,
         "interrupted": False, "machine": _machine(),
     }
@@ -372,7 +360,7 @@ def evaluate(
 
     bar = tqdm(total=total, desc="eval", unit="cell", disable=not progress or total == 0, dynamic_ncols=True)
     try:
-        if jobs == 1 or not pending:
+        if (jobs == 1 and engine == "local") or not pending:
             # In the caller's process the thread count is the caller's: set only when asked for,
             # and put back afterwards.
             previous_threads = torch.get_num_threads()
@@ -389,7 +377,7 @@ def evaluate(
             finally:
                 torch.set_num_threads(previous_threads)
         else:
-            _run_pool(pending, job, jobs, threads or 1, plugins, out, bar)
+            _run_engine(pending, job, engine, jobs, threads or 1, ray_address, plugins, out, bar)
     except KeyboardInterrupt:
         record["interrupted"] = True
         raise
@@ -420,35 +408,18 @@ def _count_cells(out: Path, pending: Dict[str, List[Method]], run_id: str) -> Di
     return counts
 
 
-def _run_pool(pending, job, jobs, threads, plugins, out, bar) -> None:
-    """Tracks in worker processes; the bar follows the cell files as they appear."""
+def _run_engine(pending, job, engine, jobs, threads, ray_address, plugins, out, bar) -> None:
+    """Tracks (local workers) or cells (Ray) as engine tasks; the bar follows the cell files as they appear."""
+    from ..engine import run_tasks
+
     watch = {cell_path(out, t, m.name): _mtime(cell_path(out, t, m.name)) for t, ms in pending.items() for m in ms}
-    ctx = multiprocessing.get_context("spawn")
-    pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=ctx,
-                                  initializer=_init_worker, initargs=(threads, tuple(plugins)))
-    futures = {pool.submit(_run_track_job, job(name)): name for name in pending}
-    try:
-        remaining = set(futures)
-        while remaining:
-            done, remaining = cf.wait(remaining, timeout=1.0, return_when=cf.FIRST_COMPLETED)
-            _poll(watch, bar)
-            for f in done:
-                try:
-                    f.result()
-                except cf.process.BrokenProcessPool:
-                    raise EvalError(
-                        f"a worker process died while running track {futures[f]} (out of memory?); "
-                        "finished cells are kept: run the same command again to continue"
-                    ) from None
-        _poll(watch, bar)
-    except BaseException:
-        # Stop now: cancel the queued tracks and end the running ones (their finished cells are
-        # on disk). ProcessPoolExecutor has no public way to end running workers before 3.14.
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+    if engine == "ray":  # one task per cell: a cluster spreads them wider than tracks
+        tasks = [{**job(t), "method_specs": [m.spec]} for t, ms in pending.items() for m in ms]
+    else:
+        tasks = [job(t) for t in pending]
+    run_tasks(_run_track_job, tasks, engine=engine, jobs=jobs, threads=threads, ray_address=ray_address,
+              prepare=functools.partial(_load_plugins, tuple(plugins)), poll=lambda: _poll(watch, bar))
+    _poll(watch, bar)
 
 
 def _mtime(path: Path) -> Optional[int]:
