@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# Test processes: at most 2 torch threads, and under pytest-xdist (`-n auto`, pyproject.toml) each
+# worker gets its share of the CPUs, so that the workers do not oversubscribe the machine.
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // _workers)))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VOCALFX_SHARED", ROOT.parent / "shared"))

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..defaults import CHUNK_SECONDS, MATCH_ALPHA, MATCH_LR, MATCH_STEPS
+from ..defaults import CHUNK_SECONDS, MATCH_ALPHA, MATCH_LR, MATCH_STEPS, SEPARATED_ALPHA
 from ._common import (
     MODEL_DIR_HINT, CLIError, Subparsers, check_at_least, conversion_notes, existing_files, print_notes, report_format,
     resolve_preset, write_match_report_file,
@@ -39,6 +39,8 @@ def run(a: argparse.Namespace) -> int:
         raise CLIError("--afx-rep is only used with --encoder afx-rep")
     if a.model_dir and not a.separate:
         raise CLIError("--model-dir is only used with --separate")
+    if a.alpha is None:  # a separated vocal keeps some accompaniment: a stronger prior (docs/separate.md)
+        a.alpha = SEPARATED_ALPHA if a.separate else MATCH_ALPHA
     from ..matching import MatchError, check_steering
 
     for flag, args in (("--only", (a.only, 1.0, None)), ("--strength", (None, a.strength, None)), ("--level", (a.only, 1.0, a.level))):
@@ -123,7 +125,7 @@ def register(sub: Subparsers) -> None:
         "loss curve, audio players; docs/report.md), FILE.json the run's numbers and loss history")
     add("--encoder", default="mfcc", help="embedding: mfcc (default), mir, fx (trained here, shipped), afx-rep (needs --afx-rep or VOCALFX_AFX_REP)")
     add("--afx-rep", default=None, metavar="PATH", help="AFx-Rep checkpoint file (docs/afx-rep.md says where to get it)")
-    add("--alpha", type=float, default=MATCH_ALPHA, help=f"prior weight, 0 = no prior (default: {MATCH_ALPHA:g}; DiffVox used 1)")
+    add("--alpha", type=float, default=None, help=f"prior weight, 0 = no prior (default: {MATCH_ALPHA:g}, {SEPARATED_ALPHA:g} with --separate)")
     add("--steps", type=int, default=None, help=f"Adam steps (default: {MATCH_STEPS})")
     add("--lr", type=float, default=None, help=f"initial learning rate, cosine-decayed to a tenth (default: {MATCH_LR})")
     add("--space", default="raw", choices=("raw", "whitened"),

@@ -27,14 +27,17 @@ def _read_match_json(path: Optional[str]) -> Tuple[List[Dict[str, Any]], Dict[st
     return doc["history"], doc["report"]
 
 
-def _start(spec: Optional[str], recorded: str) -> Tuple[Any, str, List[str]]:
-    """The starting preset to show, its label, and notes: ``--start``, else what the match recorded."""
+def _start(spec: Optional[str], recorded: str, start_raw: Any = None) -> Tuple[Any, str, List[str]]:
+    """The starting preset to show, its label, and notes: ``--start``, else what the match recorded
+    (its start's raw values, which matches save since ``extra.match.start_raw``, else its ``init``)."""
     from ..errors import VocalfxError
     from ..preset import Preset
     from ..prior import GaussianPrior
 
     if spec == "none":
         return None, "", []
+    if spec is None and start_raw is not None:
+        return Preset(start_raw, name=recorded or "start"), recorded or "start", []
     if spec is None and recorded.startswith("preset "):
         name = recorded[len("preset "):]
         try:
@@ -69,7 +72,7 @@ def run(a: argparse.Namespace) -> int:
     preset = resolve_preset(a.preset)
     history, report = _read_match_json(a.match_json)
     report = report or dict(preset.extra.get("match") or {})
-    start, label, notes = _start(a.start, str(report.get("init", "")))
+    start, label, notes = _start(a.start, str(report.get("init", "")), (preset.extra.get("match") or {}).get("start_raw"))
     dry = load_audio(a.dry, sample_rate=SAMPLE_RATE)
     reference = load_audio(a.reference, sample_rate=SAMPLE_RATE, mono=False)
     output = load_audio(a.output, sample_rate=SAMPLE_RATE, mono=False) if a.output else None
