@@ -33,7 +33,9 @@ from vocalfx.evaluation import (
     prepare_track,
     score,
 )
-from vocalfx.io import integrated_loudness
+from vocalfx import params as P
+from vocalfx.io import integrated_loudness, loudness_normalize
+from vocalfx.preset import Preset
 from vocalfx.metrics import mldr, mss
 from vocalfx.preset import load_collection, save_collection
 from vocalfx.prior import GaussianPrior
@@ -261,6 +263,55 @@ def test_predicted_preset_rows_and_ito_from_the_prediction(corpus_dir, corpus, t
         assert np.abs(np.asarray(pred["vector"]) - mean).max() > 0.05
 
 
+def test_level_reference_rows_follow_the_reference_loudness(corpus_dir, corpus, tmp_path):
+    """``--ito-level reference``: the rows score what ``vocalfx match`` writes by default."""
+    opts = _opts(corpus_dir, ito_steps=0, ito_level="reference")
+    methods = parse_methods(["pred", "ito:mfcc:0.1", "ito-pred:fx:0.1"], opts)
+    assert [m.name for m in methods] == ["pred-fx+level", "ito-mfcc-a0.1+level", "ito-pred-fx-a0.1+level"]
+    assert [parse_methods([m.spec], opts)[0].name for m in methods] == [m.name for m in methods]
+    with pytest.raises(EvalError, match="level"):
+        parse_methods(["ito:mfcc:0.1"], _opts(corpus_dir, ito_level="loud"))
+    res = evaluate(corpus, methods, tmp_path / "out", options=opts, progress=False)
+    assert res.failed == 0, res.errors
+    popts = _opts(corpus_dir, ito_steps=0)
+    res = evaluate(corpus, parse_methods(["pred", "ito:mfcc:0.1"], popts), tmp_path / "plain", options=popts, progress=False)
+    assert res.failed == 0, res.errors
+    cells = {**_cells(tmp_path / "out"), **_cells(tmp_path / "plain")}
+    mean = GaussianPrior.default().mean.double().numpy()
+    makeup = list(P.names()).index("comp.makeup_db")
+    for spec in corpus.tracks:
+        t = prepare_track(spec, chunk_seconds=CHUNK_S)
+        ref = t.reference.permute(1, 0, 2).reshape(2, -1)
+        dry, _ = loudness_normalize(t.input.permute(1, 0, 2).reshape(1, -1), SR, -18.0)  # as match sees it
+        for name, base in (("ito-mfcc-a0.1", mean), ("pred-fx", np.asarray(cells[f"{t.name}/pred-fx.json"]["vector"]))):
+            cell = cells[f"{t.name}/{name}+level.json"]
+            assert cell["config"]["level"] == "reference"
+            v = np.asarray(cell["vector"])
+            # only the make-up gain differs from the preset-level row ...
+            others = np.arange(v.size) != makeup
+            np.testing.assert_allclose(v[others], base[others], rtol=0, atol=1e-6)
+            assert abs(v[makeup] - base[makeup]) > 0.05
+            # ... and the input chunks rendered with it have the reference chunks' loudness
+            y = render(dry, Preset(v))
+            assert integrated_loudness(y, SR) == pytest.approx(integrated_loudness(ref, SR), abs=0.3)
+        assert "level" not in cells[f"{t.name}/ito-mfcc-a0.1.json"]["config"]
+
+
+def test_reference_codec_changes_only_the_reference(corpus_dir, corpus, tmp_path):
+    pytest.importorskip("pedalboard", reason="pedalboard (the test extra) encodes the MP3s")
+    lossy = load_corpus(corpus_dir, reference_codec="mp3:64")
+    assert lossy.protocol()["reference_codec"] == "mp3:64" and "reference_codec" not in corpus.protocol()
+    a = prepare_track(corpus.tracks[0], chunk_seconds=CHUNK_S)
+    b = prepare_track(lossy.tracks[0], chunk_seconds=CHUNK_S, reference_codec="mp3:64")
+    assert torch.equal(a.input, b.input) and torch.equal(a.wet, b.wet)  # scored against the lossless wet
+    assert b.reference.shape == a.reference.shape and not torch.equal(a.reference, b.reference)
+    assert any("mp3:64" in n for n in b.notes)
+    opts = _opts(corpus_dir)
+    evaluate(corpus, parse_methods(["mean"], opts), tmp_path / "out", options=opts, progress=False)
+    with pytest.raises(EvalError, match="different protocol"):  # lossless cells never mix with lossy ones
+        evaluate(lossy, parse_methods(["mean"], opts), tmp_path / "out", options=opts, progress=False)
+
+
 def test_a_method_is_one_plugin_file(corpus_dir, corpus, tmp_path):
     plugin = tmp_path / "zero_method.py"
     plugin.write_text(
@@ -414,6 +465,7 @@ def test_cli_errors_are_one_line(corpus_dir, tmp_path, capsys):
         (["--corpus", str(corpus_dir), "--methods", "magic"], "unknown method"),
         (["--corpus", str(corpus_dir), "--methods", "ito", "--encoders", "afx-rep"], "afx-rep"),
         (["--corpus", str(corpus_dir), "--methods", "oracle", "--tracks", "v9"], "no track named"),
+        (["--corpus", str(corpus_dir), "--methods", "oracle", "--reference-codec", "ogg:64"], "expected mp3:KBPS"),
     ]
     for args, msg in cases:
         env_ckpt = os.environ.pop("VOCALFX_AFX_REP", None)

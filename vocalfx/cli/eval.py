@@ -36,7 +36,7 @@ def run(a: argparse.Namespace) -> int:
         raise CLIError(f"--ito-lr must be positive, got {a.ito_lr}")
     options = MethodOptions(
         encoders=encoders, alphas=alphas, collection=a.collection, prior=a.prior, ito_steps=a.ito_steps,
-        ito_lr=a.ito_lr, ito_space=a.ito_space, seed=a.seed,
+        ito_lr=a.ito_lr, ito_space=a.ito_space, ito_level=a.ito_level, seed=a.seed,
         encoder_options={"afx-rep": {"checkpoint": a.afx_rep}} if a.afx_rep else {},
     )
     methods = parse_methods(a.methods, options)
@@ -44,7 +44,7 @@ def run(a: argparse.Namespace) -> int:
     if uses_afx_rep and not a.afx_rep and not os.environ.get(CHECKPOINT_ENV):
         raise CLIError(f"the afx-rep encoder needs its checkpoint: --afx-rep PATH (or ${CHECKPOINT_ENV})")
     corpus = load_corpus(a.corpus, presets=a.presets, chunk_seconds=a.chunk_seconds,
-                         tracks=_csv_list(a.tracks) if a.tracks else None)
+                         tracks=_csv_list(a.tracks) if a.tracks else None, reference_codec=a.reference_codec)
     if not a.quiet:
         n_cells = len(corpus.tracks) * len(methods)
         print(f"{len(corpus.tracks)} tracks x {len(methods)} methods = {n_cells} cells -> {a.out}", file=sys.stderr)
@@ -73,8 +73,8 @@ def _command(a: argparse.Namespace) -> str:
     for flag, value, default in [
         ("--encoders", a.encoders, ",".join(EVAL_ENCODERS)), ("--alphas", a.alphas, None), ("--collection", a.collection, None),
         ("--prior", a.prior, None), ("--presets", a.presets, None), ("--tracks", a.tracks, None),
-        ("--chunk-seconds", a.chunk_seconds, None), ("--ito-steps", a.ito_steps, None), ("--ito-lr", a.ito_lr, None),
-        ("--ito-space", a.ito_space, None),
+        ("--chunk-seconds", a.chunk_seconds, None), ("--reference-codec", a.reference_codec, None), ("--ito-steps", a.ito_steps, None), ("--ito-lr", a.ito_lr, None),
+        ("--ito-space", a.ito_space, None), ("--ito-level", a.ito_level, None),
         ("--seed", a.seed, 0), ("--afx-rep", a.afx_rep, None), ("--jobs", a.jobs, 1), ("--threads", a.threads, None),
         ("--engine", a.engine, "local"), ("--ray-address", a.ray_address, None),
     ]:
@@ -116,9 +116,14 @@ def register(sub: Subparsers) -> None:
     add("--tracks", default=None, help="comma-separated track names to run (default: all)")
     add("--chunk-seconds", type=float, default=None,
         help="chunk length in s (default: the protocol's, 11 s; a changed value needs a new --out)")
+    add("--reference-codec", default=None, metavar="mp3:KBPS",
+        help="put the reference chunks through MP3 at KBPS and back (needs pedalboard); the input and the scoring wet stay lossless")
     add("--ito-steps", type=int, default=None, help="Adam steps per ITO run (default: vocalfx.match's)")
     add("--ito-lr", type=float, default=None, help="ITO learning rate (default: vocalfx.match's)")
     add("--ito-space", default=None, choices=("raw", "whitened"), help="where ITO's Adam steps (default: vocalfx.match's, raw)")
+    add("--ito-level", default=None, choices=("preset", "reference"),
+        help="output level of ito/ito-pred/ito-nn/pred: the preset's (default, DiffVox's protocol) or the reference's loudness, "
+        "as vocalfx match writes it (rows end in +level)")
     add("--seed", type=int, default=0, help="seed of stochastic methods (default: 0)")
     add("--afx-rep", default=None, metavar="CKPT", help="AFx-Rep checkpoint file, for --encoders afx-rep")
     add_engine_arguments(add, "tracks (cells on Ray)")

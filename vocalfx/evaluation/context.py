@@ -34,6 +34,10 @@ class MethodOptions:
         prior: a prior ``.npz`` file; ``None``: the shipped default prior.
         ito_steps, ito_lr, ito_space: optimiser settings for ``ito`` (``None``: :func:`vocalfx.match`'s
             defaults).
+        ito_level: the output level of the ITO families: ``None`` or ``"preset"`` (the preset's
+            own level, DiffVox's protocol) or ``"reference"`` (the make-up gain set so that the
+            output's loudness follows the reference's, as ``vocalfx match`` writes it; rows end
+            in ``+level``).
         seed: seed for stochastic methods.
         encoder_options: per-encoder constructor keywords, e.g.
             ``{"afx-rep": {"checkpoint": "afx-rep.ckpt"}}``.
@@ -46,6 +50,7 @@ class MethodOptions:
     ito_steps: Optional[int] = None
     ito_lr: Optional[float] = None
     ito_space: Optional[str] = None
+    ito_level: Optional[str] = None
     seed: int = 0
     encoder_options: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 

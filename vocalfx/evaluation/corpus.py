@@ -108,6 +108,8 @@ class Corpus:
         lufs: loudness the dry vocals are normalised to (LUFS).
         presets_source: where the integer presets came from (path), or ``""``.
         description: the protocol's free-text description, if any.
+        reference_codec: ``"mp3:KBPS"``: the reference chunks go through that codec and back
+            (:mod:`vocalfx.evaluation.codec`); ``None``: lossless.
     """
 
     root: Path
@@ -116,10 +118,14 @@ class Corpus:
     lufs: float = TARGET_LUFS
     presets_source: str = ""
     description: str = ""
+    reference_codec: Optional[str] = None
 
     def protocol(self) -> Dict[str, Any]:
         """The run-wide settings a result depends on (stored with the results, compared on resume)."""
-        return {"chunk_seconds": float(self.chunk_seconds), "lufs": float(self.lufs), "sample_rate": SAMPLE_RATE}
+        out = {"chunk_seconds": float(self.chunk_seconds), "lufs": float(self.lufs), "sample_rate": SAMPLE_RATE}
+        if self.reference_codec:  # absent in runs made before the option existed
+            out["reference_codec"] = self.reference_codec
+        return out
 
 
 def _find(root: Path, rel: str, what: str) -> Path:
@@ -167,6 +173,7 @@ def load_corpus(
     presets: Optional[PathLike] = None,
     chunk_seconds: Optional[float] = None,
     tracks: Optional[Sequence[str]] = None,
+    reference_codec: Optional[str] = None,
 ) -> Corpus:
     """Read a corpus directory's ``protocol.json`` (format in the module docstring).
 
@@ -176,6 +183,7 @@ def load_corpus(
             ``preset_collection``.
         chunk_seconds: override the protocol's chunk length (s), e.g. for short test corpora.
         tracks: keep only these track names (in this order).
+        reference_codec: e.g. ``"mp3:64"``: make the reference chunks lossy (see :class:`Corpus`).
 
     Raises:
         EvalError: a missing or malformed protocol, file or preset.
@@ -236,9 +244,16 @@ def load_corpus(
         if missing:
             raise EvalError(f"{root}: no track named {', '.join(map(repr, missing))} (tracks: {', '.join(by_name)})")
         specs = [by_name[n] for n in tracks]
+    from .codec import parse_codec
+
+    try:
+        codec = parse_codec(reference_codec)
+    except ValueError as e:
+        raise EvalError(str(e)) from None
     return Corpus(root=root.resolve(), tracks=specs, chunk_seconds=cs, lufs=lufs,
                   presets_source=str(Path(collection_path).resolve()) if collection_path else "",
-                  description=str(proto.get("description", "")))
+                  description=str(proto.get("description", "")),
+                  reference_codec=None if codec is None else f"{codec[0]}:{codec[1]}")
 
 
 def _track_preset(t: Dict[str, Any], root: Path, collection, collection_path: str, where: str) -> Optional[Preset]:
@@ -318,8 +333,15 @@ def render_vector(dry: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
         return cached_chain(float(SAMPLE_RATE))(dry.unsqueeze(0), params=vector.to(torch.float32).unsqueeze(0))[0]
 
 
-def prepare_track(spec: TrackSpec, *, chunk_seconds: float = CHUNK_SECONDS, lufs: float = TARGET_LUFS) -> TrackData:
+def prepare_track(
+    spec: TrackSpec, *, chunk_seconds: float = CHUNK_SECONDS, lufs: float = TARGET_LUFS,
+    reference_codec: Optional[str] = None,
+) -> TrackData:
     """Load a track and apply the protocol (module docstring): dry at ``lufs``, wet, chunks.
+
+    With ``reference_codec`` (e.g. ``"mp3:64"``) the reference chunks, laid end to end, go
+    through that codec and back (:func:`vocalfx.evaluation.codec.lossy_roundtrip`); the input
+    and the wet track that scores a method stay lossless.
 
     Raises:
         EvalError: unreadable or silent audio, a track shorter than two chunks, fewer than two
@@ -368,6 +390,16 @@ def prepare_track(spec: TrackSpec, *, chunk_seconds: float = CHUNK_SECONDS, lufs
         )
     reference = wet_chunks[active][0::2].contiguous()
     inp = dry_chunks[active][1::2].contiguous()
+    if reference_codec:
+        from .codec import lossy_roundtrip
+
+        n_ref = reference.shape[0]
+        try:
+            lossy = lossy_roundtrip(reference.permute(1, 0, 2).reshape(2, -1), SAMPLE_RATE, reference_codec)
+        except ValueError as e:
+            raise EvalError(f"{spec.name}: reference codec: {e}") from None
+        reference = lossy.reshape(2, n_ref, chunk).permute(1, 0, 2).contiguous()
+        notes.append(f"reference chunks through {reference_codec} and back")
     return TrackData(
         name=spec.name, dry=dry, wet=wet, reference=reference, input=inp,
         true_vector=None if true_vector is None else true_vector.clone(),

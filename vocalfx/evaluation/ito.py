@@ -7,9 +7,11 @@ cuts them back into the same chunks. The reference is not renormalised
 input, and the preset found should reproduce it. ``match`` normalises the input to -18 LUFS
 itself; the input chunks are already cut from the -18 LUFS dry, so this changes their level only
 by the difference between the chunks' loudness and the whole track's (recorded as
-``dry_gain_db`` in the cell's ``info``). The output level is the preset's (``level="preset"``):
-the protocol scores the preset the method predicts, as DiffVox does, so ``match``'s default of
-following the reference's loudness is not used here.
+``dry_gain_db`` in the cell's ``info``). By default the output level is the preset's (``level="preset"``):
+the protocol scores the preset the method predicts, as DiffVox does. With
+``MethodOptions.ito_level="reference"`` (``vocalfx eval --ito-level reference``, rows ending in
+``+level``) ``match`` sets the make-up gain as ``vocalfx match`` does by default: the render of
+the input chunks gets the reference chunks' integrated loudness.
 """
 
 from __future__ import annotations
@@ -45,14 +47,17 @@ class InferenceTimeOptimisation(Method):
 
     def __init__(
         self, encoder: str, alpha: float, steps: Optional[int] = None, lr: Optional[float] = None, seed: int = 0,
-        space: Optional[str] = None,
+        space: Optional[str] = None, level: Optional[str] = None,
     ) -> None:
+        if level not in (None, "preset", "reference"):
+            raise EvalError(f"ito level must be 'preset' or 'reference', got {level!r}")
         self.encoder = encoder
         self.alpha = float(alpha)
         self.steps = steps
         self.lr = lr
         self.seed = int(seed)
         self.space = space
+        self.level = None if level == "preset" else level
 
     @classmethod
     def expand(cls, args: Sequence[str], options: MethodOptions) -> List[Method]:
@@ -61,7 +66,8 @@ class InferenceTimeOptimisation(Method):
         encoders = [args[0]] if args else list(options.encoders)
         alphas = [parse_alpha(args[1])] if len(args) > 1 else list(options.alphas or DEFAULT_ALPHAS)
         return [
-            cls(check_encoder(e), a, steps=options.ito_steps, lr=options.ito_lr, seed=options.seed, space=options.ito_space)
+            cls(check_encoder(e), a, steps=options.ito_steps, lr=options.ito_lr, seed=options.seed, space=options.ito_space,
+                level=options.ito_level)
             for e in encoders
             for a in alphas
         ]
@@ -69,7 +75,8 @@ class InferenceTimeOptimisation(Method):
     @property
     def name(self) -> str:
         suffix = "" if self.space in (None, "raw") else f"-{self.space}"
-        return f"ito-{self.encoder}-a{format_alpha(self.alpha)}{suffix}"
+        level = "+level" if self.level == "reference" else ""
+        return f"ito-{self.encoder}-a{format_alpha(self.alpha)}{suffix}{level}"
 
     @property
     def spec(self) -> str:
@@ -96,6 +103,8 @@ class InferenceTimeOptimisation(Method):
         }
         if space != "raw":  # cells computed before the option existed stepped in raw space
             config["space"] = space
+        if self.level is not None:  # likewise, they kept the preset's level
+            config["level"] = self.level
         return config
 
     def predict(self, track: TrackData, context: EvalContext) -> Prediction:
@@ -114,7 +123,7 @@ class InferenceTimeOptimisation(Method):
                 encoder=self.encoder, alpha=self.alpha, steps=steps, lr=lr, space=space, seed=self.seed,
                 prior=context.prior(), init=init, chunk_seconds=track.chunk_seconds, normalize_reference=False,
                 encoder_options=context.encoder_options(self.encoder) or None, progress=False,
-                name=f"{track.name}-{self.name}", level="preset",
+                name=f"{track.name}-{self.name}", level=self.level or "preset",
             )
         except MatchError as e:
             raise EvalError(f"{track.name}: {self.name}: {e}") from None

@@ -13,14 +13,19 @@ prediction instead of the prior mean. Neither family is part of ``all``; ask for
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
 
 from ..defaults import TARGET_LUFS
 from ..io import loudness_normalize
 from ..matching.chunks import active_chunks
 from ..matching.start import PREDICTED, predicted_start
+from ..matching.steer import with_output_gain
 from .context import EvalContext
 from .corpus import EvalError, TrackData
 from .ito import InferenceTimeOptimisation
@@ -43,23 +48,31 @@ class PredictedPreset(Method):
 
     in_all = False
 
+    def __init__(self, level: Optional[str] = None) -> None:
+        if level not in (None, "preset", "reference"):
+            raise EvalError(f"pred level must be 'preset' or 'reference', got {level!r}")
+        self.level = None if level == "preset" else level
+
     @classmethod
     def expand(cls, args: Sequence[str], options: MethodOptions) -> List[Method]:
         if len(args) > 1 or (args and args[0] != PREDICTOR):
             raise EvalError(f"pred takes at most one argument, the predictor ({PREDICTOR!r}), got {':'.join(args)!r}")
-        return [cls()]
+        return [cls(level=options.ito_level)]
 
     @property
     def name(self) -> str:
-        return f"pred-{PREDICTOR}"
+        return f"pred-{PREDICTOR}" + ("+level" if self.level == "reference" else "")
 
     @property
     def spec(self) -> str:
         return f"pred:{PREDICTOR}"
 
     def config(self, context: EvalContext) -> Dict[str, Any]:
-        return {"method": self.name, "predictor": PREDICTOR, "weights_sha256": weights_digest(context),
-                "encoder_options": {k: str(v) for k, v in context.encoder_options(PREDICTOR).items()}}
+        config = {"method": self.name, "predictor": PREDICTOR, "weights_sha256": weights_digest(context),
+                  "encoder_options": {k: str(v) for k, v in context.encoder_options(PREDICTOR).items()}}
+        if self.level is not None:
+            config["level"] = self.level
+        return config
 
     def predict(self, track: TrackData, context: EvalContext) -> Prediction:
         t0 = time.perf_counter()
@@ -74,7 +87,27 @@ class PredictedPreset(Method):
             raw, label = predicted_start(ref_chunks, dry_chunks, context.encoder(PREDICTOR))
         except ValueError as e:
             raise EvalError(f"{track.name}: {self.name}: {e}") from None
-        return Prediction(raw, {"init": label}, seconds=time.perf_counter() - t0)
+        extra: Dict[str, Any] = {"init": label}
+        if self.level == "reference":  # as vocalfx.match(level="reference"): the output follows the reference's loudness
+            extra["level_gain_db"] = gain_db = reference_level_gain_db(dry, ref, raw, rate, f"{track.name}: {self.name}")
+            raw = with_output_gain(raw, gain_db)
+        return Prediction(raw, extra, seconds=time.perf_counter() - t0)
+
+
+def reference_level_gain_db(dry: torch.Tensor, reference: torch.Tensor, raw: np.ndarray, rate: int, where: str) -> float:
+    """The output gain (dB) that gives ``dry`` ``(1, time)`` rendered with ``raw`` the loudness of ``reference`` ``(2, time)``."""
+    from ..io import integrated_loudness
+    from ..render import cached_chain
+
+    with torch.no_grad():
+        y = cached_chain(float(rate))(dry.unsqueeze(0), params=torch.as_tensor(raw, dtype=torch.float32).unsqueeze(0))[0]
+    try:
+        gain_db = integrated_loudness(reference, rate) - integrated_loudness(y, rate)
+    except ValueError as e:
+        raise EvalError(f"{where}: level='reference': {e}") from None
+    if not math.isfinite(gain_db):
+        raise EvalError(f"{where}: level='reference': the render or the reference is silent")
+    return float(gain_db)
 
 
 @register_method("ito-pred")

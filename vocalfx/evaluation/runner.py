@@ -146,7 +146,8 @@ def run_track(
 
     t0 = time.perf_counter()
     try:
-        track = prepare_track(spec, chunk_seconds=protocol["chunk_seconds"], lufs=protocol["lufs"])
+        track = prepare_track(spec, chunk_seconds=protocol["chunk_seconds"], lufs=protocol["lufs"],
+                              reference_codec=protocol.get("reference_codec"))
     except EvalError as e:
         for m in methods:
             finish(m, {"status": "error", "error": str(e), "stage": "prepare"})
