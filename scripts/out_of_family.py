@@ -54,7 +54,7 @@ from vocalfx.preset import Preset  # noqa: E402
 from vocalfx.render import render  # noqa: E402
 
 SR = 44100
-DEFAULT_METHODS = "mean,ito:mfcc:0.1,pred,ito-pred:fx:0.1"
+DEFAULT_METHODS = "mean,ito:mfcc:0.1,pred,ito-pred:fx:0.1,match"
 
 
 def draw_settings(rng: np.random.Generator) -> dict:

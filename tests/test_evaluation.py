@@ -297,6 +297,29 @@ def test_level_reference_rows_follow_the_reference_loudness(corpus_dir, corpus, 
         assert "level" not in cells[f"{t.name}/ito-mfcc-a0.1.json"]["config"]
 
 
+def test_match_row_is_vocalfx_match_with_its_defaults(corpus_dir, corpus, tmp_path):
+    from vocalfx import defaults as D
+    from vocalfx import match
+
+    opts = _opts(corpus_dir)
+    (m,) = parse_methods(["match"], opts)
+    assert m.name == "match" and not any(x.name == "match" for x in parse_methods(["all"], opts))
+    with pytest.raises(EvalError, match="no arguments"):
+        parse_methods(["match:fx"], opts)
+    res = evaluate(corpus, [m], tmp_path / "out", options=opts, progress=False)
+    assert res.failed == 0, res.errors
+    cell = _cells(tmp_path / "out")["v0/match.json"]
+    cfg = cell["config"]
+    assert (cfg["encoder"], cfg["init"], cfg["steps"], cfg["lr"], cfg["alpha"]) == (
+        D.MATCH_ENCODER, D.MATCH_INIT, D.MATCH_STEPS, D.MATCH_LR, D.MATCH_ALPHA)
+    assert cell["info"]["init"] == "predicted (fx)" and cell["info"]["level"] == "reference"
+    # the same as calling vocalfx.match on the chunks with nothing but the chunk length
+    t = prepare_track(corpus.tracks[0], chunk_seconds=CHUNK_S)
+    direct = match(t.input.permute(1, 0, 2).reshape(1, -1), t.reference.permute(1, 0, 2).reshape(2, -1), SR,
+                   chunk_seconds=CHUNK_S, progress=False)
+    np.testing.assert_allclose(cell["vector"], direct.preset.raw, rtol=0, atol=1e-5)
+
+
 def test_reference_codec_changes_only_the_reference(corpus_dir, corpus, tmp_path):
     pytest.importorskip("pedalboard", reason="pedalboard (the test extra) encodes the MP3s")
     lossy = load_corpus(corpus_dir, reference_codec="mp3:64")

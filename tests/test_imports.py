@@ -254,7 +254,9 @@ def test_cli_defaults_are_the_library_defaults():
     from vocalfx import matching, separate
 
     assert (D.MATCH_STEPS, D.MATCH_LR, D.MATCH_ALPHA) == (matching.DEFAULT_STEPS, matching.DEFAULT_LR, matching.DEFAULT_ALPHA)
-    assert inspect.signature(matching.match).parameters["alpha"].default == D.MATCH_ALPHA
+    params = inspect.signature(matching.match).parameters
+    assert params["alpha"].default == D.MATCH_ALPHA
+    assert (params["encoder"].default, params["init"].default) == (D.MATCH_ENCODER, D.MATCH_INIT)
     assert (D.FIT_STEPS, D.FIT_LR) == (matching.FIT_DEFAULT_STEPS, matching.FIT_DEFAULT_LR)
     assert (D.CHUNK_SECONDS, D.TARGET_LUFS) == (matching.CHUNK_SECONDS, matching.TARGET_LUFS)
     from vocalfx.evaluation import DEFAULT_ALPHAS, DEFAULT_ENCODERS

@@ -150,7 +150,7 @@ def test_whitened_space_square_root_and_first_step():
     dry, ref = vocal_like(4.0), bright_reference()
     after = []
     match(dry, ref, SR, encoder="mfcc", alpha=1.0, steps=1, chunk_seconds=CHUNK, progress=False, lr=0.05,
-          space="whitened", callback=lambda i, v: after.append(v.double()))
+          space="whitened", init="mean", callback=lambda i, v: after.append(v.double()))
     dz = torch.linalg.solve(S, after[0] - prior.mean.float().double())
     assert torch.allclose(dz.abs(), torch.full_like(dz, 0.05), rtol=2e-3, atol=1e-5), dz.abs().min()
 
@@ -252,7 +252,9 @@ def test_cli_match_writes_audio_preset_and_report(tmp_path, capsys):
     y, rate = sf.read(tmp_path / "out.wav")
     assert rate == SR and y.shape == (4 * SR, 2) and np.isfinite(y).all()
     preset = Preset.from_json(tmp_path / "out.preset.json")
-    assert np.isfinite(preset.raw).all() and preset.extra["match"]["encoder"] == "mfcc"
+    # the defaults: the fx encoder from its predicted start
+    assert np.isfinite(preset.raw).all() and preset.extra["match"]["encoder"] == "fx"
+    assert preset.extra["match"]["init"] == "predicted (fx)"
     rep = json.loads((tmp_path / "report.json").read_text())
     assert len(rep["history"]) == 3 and rep["report"]["steps"] == 3
     assert (sha(tmp_path / "dry.wav"), sha(tmp_path / "ref.wav")) == before

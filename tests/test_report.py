@@ -79,7 +79,7 @@ def strip_payloads(html: str) -> str:
 def matched(tmp_path_factory) -> Dict[str, Any]:
     d = tmp_path_factory.mktemp("report")
     dry, ref = vocal_like(5.0), bright_reference(5.0)
-    res = vocalfx.match(dry, ref, chunk_seconds=2, steps=4, progress=False)
+    res = vocalfx.match(dry, ref, chunk_seconds=2, steps=4, progress=False, init="mean")  # the start shown below
     path = d / "match.html"
     t0 = time.perf_counter()
     info = write_result_report(path, res, dry=dry, reference=ref, start_preset=prior_mean(),
@@ -285,7 +285,7 @@ def test_cli_match_report_html_and_json(files, capsys):
     html = (d / "m.html").read_text(encoding="utf-8")
     assert html.count("<figure") == 8 and html.count("<audio") == 3
     visible = strip_payloads(html)
-    assert "start (prior mean)" in visible and "--chunk-seconds 2.0" in visible and str(files["ref"]) in visible
+    assert "start (predicted (fx))" in visible and "--chunk-seconds 2.0" in visible and str(files["ref"]) in visible
     assert main([*base, "--report", str(d / "m.json")]) == 0  # .json keeps the numbers-and-history report
     doc = json.loads((d / "m.json").read_text())
     assert len(doc["history"]) == 2 and doc["report"]["steps"] == 2
@@ -303,7 +303,7 @@ def test_cli_report_command(files, capsys):
     assert main([*args, "--output", str(d / "o.wav"), "--match-json", str(d / "o.json"), "-o", str(d / "r.html")]) == 0
     assert "8 figures, 3 audio players" in capsys.readouterr().out
     html = strip_payloads((d / "r.html").read_text(encoding="utf-8"))
-    assert 'id="fig-loss"' in html and "<figure id=\"fig-loss\"" in html and "start (prior mean)" in html
+    assert 'id="fig-loss"' in html and "<figure id=\"fig-loss\"" in html and "start (predicted (fx))" in html
     # without --output it renders the dry through the preset; without --match-json, no loss curve
     assert main([*args, "--start", "none", "-o", str(d / "r2.html")]) == 0
     html2 = strip_payloads((d / "r2.html").read_text(encoding="utf-8"))

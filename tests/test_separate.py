@@ -307,7 +307,7 @@ def test_match_separate_close_to_true_stem(shared, tmp_path):
     `vocalfx eval` (MSS L/R of the dry clip rendered with the prediction against the true wet).
     """
     from vocalfx import match
-    from vocalfx.defaults import SEPARATED_ALPHA
+    from vocalfx import defaults as D
     from vocalfx.evaluation import load_corpus
     from vocalfx.evaluation.corpus import prepare_track
     from vocalfx.metrics import mss
@@ -334,9 +334,9 @@ def test_match_separate_close_to_true_stem(shared, tmp_path):
     preset = Preset.from_json(tmp_path / "out.preset.json")
     assert "classical" in json.dumps(preset.extra)
 
-    # --separate's default prior weight (vocalfx.defaults.SEPARATED_ALPHA), for the true stem too
+    # --separate's defaults (vocalfx.defaults.SEPARATED_*: MFCC from the prior mean, alpha 1), for the true stem too
     true = match(dry, wet, SR, steps=int(steps), chunk_seconds=3.0, normalize_reference=False, level="preset",
-                 alpha=SEPARATED_ALPHA, progress=False)
+                 alpha=D.SEPARATED_ALPHA, encoder=D.SEPARATED_ENCODER, init=D.SEPARATED_INIT, lr=D.SEPARATED_LR, progress=False)
 
     def score(p):
         y = render(dry, p, SR)

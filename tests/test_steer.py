@@ -41,8 +41,9 @@ def test_makeup_gain_is_a_pure_output_gain():
 
 def test_only_eq_leaves_every_other_value_at_the_start(pair):
     dry, ref = pair
-    start = GaussianPrior.default().mean.double().numpy()
     res = match(dry, ref, SR, groups="eq", steps=4, chunk_seconds=CHUNK, progress=False)
+    start = res.start  # the default start: the fx head's predicted preset
+    assert res.report.init == "predicted (fx)"
     eq = group_mask(["eq"])
     assert np.array_equal(res.preset.raw[~eq], start[~eq])  # bit for bit
     assert np.abs(res.preset.raw[eq] - start[eq]).max() > 1e-3  # the EQ moved
@@ -54,8 +55,8 @@ def test_only_eq_leaves_every_other_value_at_the_start(pair):
 def test_strength_blends_between_start_and_match(pair):
     dry, ref = pair
     kw = dict(steps=4, chunk_seconds=CHUNK, progress=False, level="preset")
-    start = GaussianPrior.default().mean.double().numpy()
-    full = match(dry, ref, SR, **kw).preset.raw
+    res = match(dry, ref, SR, **kw)
+    start, full = res.start, res.preset.raw
     assert np.array_equal(match(dry, ref, SR, strength=0.0, **kw).preset.raw, start)
     assert np.array_equal(match(dry, ref, SR, strength=1.0, **kw).preset.raw, full)
     half = match(dry, ref, SR, strength=0.5, **kw)
@@ -110,8 +111,8 @@ def test_cli_steering_flags_and_render_strength(tmp_path, capsys, pair):
     assert main(["match", str(d), str(r), "-o", str(tmp_path / "half.wav"), "--level", "preset", "--strength", "0.5",
                  *common]) == 0
     full, half = Preset.from_json(tmp_path / "full.preset.json"), Preset.from_json(tmp_path / "half.preset.json")
-    start = GaussianPrior.default().mean.double().numpy()
-    assert np.array_equal(np.asarray(full.extra["match"]["start_raw"]), start)
+    start = np.asarray(full.extra["match"]["start_raw"])  # the predicted start, recorded
+    assert np.array_equal(np.asarray(half.extra["match"]["start_raw"]), start)
     np.testing.assert_allclose(half.raw, (start + full.raw) / 2, rtol=0, atol=1e-12)
     # render --strength 0.5 of the full match = the match made at strength 0.5
     assert main(["render", str(d), str(tmp_path / "full.preset.json"), "-o", str(tmp_path / "r.wav"), "--strength", "0.5"]) == 0
@@ -123,7 +124,9 @@ def test_cli_steering_flags_and_render_strength(tmp_path, capsys, pair):
     # --only eq keeps the rest at the start; --level -16 sets the loudness; bad values fail in one line
     assert main(["match", str(d), str(r), "-o", str(tmp_path / "eq.wav"), "--only", "eq", *common]) == 0
     eq = group_mask(["eq"])
-    assert np.array_equal(Preset.from_json(tmp_path / "eq.preset.json").raw[~eq], start[~eq])
+    only_eq = Preset.from_json(tmp_path / "eq.preset.json")
+    assert np.array_equal(np.asarray(only_eq.extra["match"]["start_raw"]), start)
+    assert np.array_equal(only_eq.raw[~eq], start[~eq])
     assert main(["match", str(d), str(r), "-o", str(tmp_path / "l.wav"), "--level", "-16", *common]) == 0
     y, _ = sf.read(str(tmp_path / "l.wav"), always_2d=True)
     assert abs(integrated_loudness(torch.from_numpy(y.T.copy()).float(), SR) + 16.0) < 0.1

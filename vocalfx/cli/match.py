@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..defaults import CHUNK_SECONDS, MATCH_ALPHA, MATCH_LR, MATCH_STEPS, SEPARATED_ALPHA
+from .. import defaults as D
 from ._common import (
     MODEL_DIR_HINT, CLIError, Subparsers, check_at_least, conversion_notes, existing_files, print_notes, report_format,
     resolve_preset, write_match_report_file,
@@ -35,12 +35,12 @@ def run(a: argparse.Namespace) -> int:
     if a.report:
         report_format(a.report)
     check_at_least("--steps", a.steps, 0)
+    for key in ("encoder", "init", "alpha", "steps", "lr"):  # a separated vocal keeps some accompaniment (docs/separate.md)
+        setattr(a, key, getattr(D, ("SEPARATED_" if a.separate else "MATCH_") + key.upper()) if getattr(a, key) is None else getattr(a, key))
     if a.encoder != "afx-rep" and a.afx_rep:
         raise CLIError("--afx-rep is only used with --encoder afx-rep")
     if a.model_dir and not a.separate:
         raise CLIError("--model-dir is only used with --separate")
-    if a.alpha is None:  # a separated vocal keeps some accompaniment: a stronger prior (docs/separate.md)
-        a.alpha = SEPARATED_ALPHA if a.separate else MATCH_ALPHA
     from ..matching import MatchError, check_steering
 
     for flag, args in (("--only", (a.only, 1.0, None)), ("--strength", (None, a.strength, None)), ("--level", (a.only, 1.0, a.level))):
@@ -75,7 +75,7 @@ def run(a: argparse.Namespace) -> int:
         from ..prior import GaussianPrior
 
         prior = GaussianPrior.default() if a.prior == "default" else GaussianPrior.load(a.prior)
-    init = a.init if a.init in (None, "predicted") else resolve_preset(a.init)
+    init = a.init if a.init in (None, "mean", "predicted") else resolve_preset(a.init)
     options = {"checkpoint": a.afx_rep} if a.encoder == "afx-rep" and a.afx_rep else None
     res = match(
         a.dry, reference, SAMPLE_RATE,
@@ -111,7 +111,7 @@ def register(sub: Subparsers) -> None:
         "vocal and the preset. Both are normalised to -18 LUFS and cut into 11 s chunks; Adam minimises the "
         "angular distance between audio-encoder embeddings of the rendered dry chunks and the reference chunks "
         "(mid and side), minus alpha times the log-density of the preset under a Gaussian prior (MAP), starting "
-        "from the prior mean. The output is the whole dry vocal at -18 LUFS through the preset (stereo, "
+        "from the preset the fx encoder predicts. The output is the whole dry vocal at -18 LUFS through the preset (stereo, "
         "44.1 kHz; not normalised or clipped). With --separate, REFERENCE may be a full song: its vocal is "
         "isolated first. See docs/match.md.",
     )
@@ -123,17 +123,17 @@ def register(sub: Subparsers) -> None:
     add("--report", default=None, metavar="FILE",
         help="also write a report: FILE.html a self-contained page (preset, EQ/dynamics/space figures, spectra, levels, "
         "loss curve, audio players; docs/report.md), FILE.json the run's numbers and loss history")
-    add("--encoder", default="mfcc", help="embedding: mfcc (default), mir, fx (trained here, shipped), afx-rep (needs --afx-rep or VOCALFX_AFX_REP)")
+    add("--encoder", default=None, help=f"embedding: fx (trained here, shipped), mfcc, mir, afx-rep (needs --afx-rep or VOCALFX_AFX_REP) (default: {D.MATCH_ENCODER}; {D.SEPARATED_ENCODER} with --separate)")
     add("--afx-rep", default=None, metavar="PATH", help="AFx-Rep checkpoint file (docs/afx-rep.md says where to get it)")
-    add("--alpha", type=float, default=None, help=f"prior weight, 0 = no prior (default: {MATCH_ALPHA:g}, {SEPARATED_ALPHA:g} with --separate)")
-    add("--steps", type=int, default=None, help=f"Adam steps (default: {MATCH_STEPS})")
-    add("--lr", type=float, default=None, help=f"initial learning rate, cosine-decayed to a tenth (default: {MATCH_LR})")
+    add("--alpha", type=float, default=None, help=f"prior weight, 0 = no prior (default: {D.MATCH_ALPHA:g}; {D.SEPARATED_ALPHA:g} with --separate)")
+    add("--steps", type=int, default=None, help=f"Adam steps (default: {D.MATCH_STEPS}; {D.SEPARATED_STEPS} with --separate)")
+    add("--lr", type=float, default=None, help=f"initial learning rate, cosine-decayed to a tenth (default: {D.MATCH_LR:g}; {D.SEPARATED_LR:g} with --separate)")
     add("--space", default="raw", choices=("raw", "whitened"),
         help="where Adam steps: raw values (default, as DiffVox) or the prior's whitened coordinates, lr in prior standard deviations (docs/match.md)")
     add("--seed", type=int, default=0, help="seed; the same seed and inputs give the same result (default: 0)")
     add("--prior", default=None, help="prior .npz (from `vocalfx prior fit`) or 'default' (the shipped prior)")
-    add("--init", default=None, help="starting preset: a file, a shipped name, or 'predicted' (the fx encoder's guess from the reference; default: the prior mean)")
-    add("--chunk-seconds", type=float, default=CHUNK_SECONDS, help=f"chunk length in s (default: {CHUNK_SECONDS:g})")
+    add("--init", default=None, help=f"start: 'predicted' (the fx head's guess), 'mean' (the prior mean), a preset file or shipped name (default: {D.MATCH_INIT}; {D.SEPARATED_INIT} with --separate)")
+    add("--chunk-seconds", type=float, default=D.CHUNK_SECONDS, help=f"chunk length in s (default: {D.CHUNK_SECONDS:g})")
     add("--keep-reference-level", action="store_true",
         help="do not normalise the reference to -18 LUFS; the preset then also matches its loudness")
     add("--only", default=None, metavar="GROUPS", help="optimise only these groups, comma-separated from eq, dynamics, delay, "

@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..defaults import CHUNK_SECONDS, MATCH_ALPHA, MATCH_LR, MATCH_STEPS
+from ..defaults import CHUNK_SECONDS, MATCH_ALPHA, MATCH_ENCODER, MATCH_INIT, MATCH_LR, MATCH_STEPS
 from ._common import CLIError, Subparsers
 from ._engine import add_engine_arguments, terminate_as_interrupt
 
@@ -58,12 +58,12 @@ def register(sub: Subparsers) -> None:
     add("source", help="pairs list (.csv) or a folder of dry vocals")
     add("--reference", default=None, help="with a folder SOURCE: the reference vocal every take is matched to")
     add("-o", "--output", required=True, help="output folder (created; resumed if it holds this batch)")
-    add("--encoder", default="mfcc", help="embedding: mfcc (default), mir, fx, afx-rep (VOCALFX_AFX_REP)")
+    add("--encoder", default=MATCH_ENCODER, help=f"embedding: fx, mfcc, mir, afx-rep (VOCALFX_AFX_REP) (default: {MATCH_ENCODER})")
     add("--alpha", type=float, default=MATCH_ALPHA, help=f"prior weight (default: {MATCH_ALPHA:g})")
     add("--steps", type=int, default=None, help=f"Adam steps (default: {MATCH_STEPS})")
     add("--lr", type=float, default=None, help=f"initial learning rate (default: {MATCH_LR})")
     add("--seed", type=int, default=0, help="seed (default: 0)")
-    add("--init", default=None, help="starting preset: a file, a shipped name, or 'predicted' (default: the prior mean)")
+    add("--init", default=MATCH_INIT, help=f"starting preset: 'predicted', 'mean', a preset file or a shipped name (default: {MATCH_INIT})")
     add("--chunk-seconds", type=float, default=CHUNK_SECONDS, help=f"chunk length in s (default: {CHUNK_SECONDS:g})")
     add("--level", default=None, help="output loudness: reference (default), preset or a LUFS value")
     add("--only", default=None, metavar="GROUPS", help="optimise only these groups (eq, dynamics, delay, reverb, pan)")

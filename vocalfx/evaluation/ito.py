@@ -20,7 +20,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..matching import DEFAULT_LR, DEFAULT_STEPS, MatchError, match
+from ..defaults import EVAL_ITO_LR, EVAL_ITO_STEPS
+from ..matching import MatchError, match
 from .context import EvalContext
 from .corpus import EvalError, TrackData
 from .registry import (
@@ -84,8 +85,8 @@ class InferenceTimeOptimisation(Method):
 
     def _settings(self):
         return (
-            DEFAULT_STEPS if self.steps is None else int(self.steps),
-            DEFAULT_LR if self.lr is None else float(self.lr),
+            EVAL_ITO_STEPS if self.steps is None else int(self.steps),
+            EVAL_ITO_LR if self.lr is None else float(self.lr),
             "raw" if self.space is None else str(self.space),
         )
 
@@ -121,7 +122,7 @@ class InferenceTimeOptimisation(Method):
             res = match(
                 dry, reference, track.sample_rate,
                 encoder=self.encoder, alpha=self.alpha, steps=steps, lr=lr, space=space, seed=self.seed,
-                prior=context.prior(), init=init, chunk_seconds=track.chunk_seconds, normalize_reference=False,
+                prior=context.prior(), init="mean" if init is None else init, chunk_seconds=track.chunk_seconds, normalize_reference=False,
                 encoder_options=context.encoder_options(self.encoder) or None, progress=False,
                 name=f"{track.name}-{self.name}", level=self.level or "preset",
             )

@@ -31,7 +31,7 @@ from .corpus import EvalError, TrackData
 from .ito import InferenceTimeOptimisation
 from .registry import Method, MethodOptions, Prediction, format_alpha, register_method
 
-__all__ = ["PredictedPreset", "ITOFromPrediction"]
+__all__ = ["PredictedPreset", "ITOFromPrediction", "DefaultMatch"]
 
 PREDICTOR = "fx"
 
@@ -130,3 +130,54 @@ class ITOFromPrediction(InferenceTimeOptimisation):
 
     def predict(self, track: TrackData, context: EvalContext) -> Prediction:
         return self.match_from(track, context, init=PREDICTED)
+
+
+@register_method("match")
+class DefaultMatch(Method):
+    """What ``vocalfx match`` does with no options (spec ``match``): :func:`vocalfx.match`'s defaults.
+
+    The encoder, the start, the steps, the learning rate and the prior weight are the library's
+    defaults (:mod:`vocalfx.defaults`), the reference is brought to -18 LUFS as ``match`` does by
+    default, and the output level follows the reference's loudness (``level="reference"``). The
+    row therefore moves with the defaults; its cell records them, so a changed default is a
+    changed configuration and is recomputed.
+    """
+
+    in_all = False
+
+    @classmethod
+    def expand(cls, args: Sequence[str], options: MethodOptions) -> List[Method]:
+        if args:
+            raise EvalError(f"match takes no arguments (it is vocalfx.match with its defaults), got {':'.join(args)!r}")
+        return [cls()]
+
+    @property
+    def name(self) -> str:
+        return "match"
+
+    @property
+    def spec(self) -> str:
+        return "match"
+
+    def config(self, context: EvalContext) -> Dict[str, Any]:
+        from .. import defaults
+
+        return {"method": self.name, "encoder": defaults.MATCH_ENCODER, "init": defaults.MATCH_INIT,
+                "steps": defaults.MATCH_STEPS, "lr": defaults.MATCH_LR, "alpha": defaults.MATCH_ALPHA,
+                "level": "reference", "normalize_reference": True, "prior": context.prior_id(),
+                "predictor_weights_sha256": weights_digest(context)}
+
+    def predict(self, track: TrackData, context: EvalContext) -> Prediction:
+        from ..matching import MatchError, match
+
+        n_in, _, length = track.input.shape
+        dry = track.input.permute(1, 0, 2).reshape(1, n_in * length)
+        reference = track.reference.permute(1, 0, 2).reshape(2, -1)
+        try:
+            res = match(dry, reference, track.sample_rate, prior=context.prior(), chunk_seconds=track.chunk_seconds,
+                        progress=False, name=f"{track.name}-match")
+        except MatchError as e:
+            raise EvalError(f"{track.name}: {self.name}: {e}") from None
+        report = res.report.to_dict()
+        report["recoveries"] = len(report.get("recoveries") or [])
+        return Prediction(res.preset.vector, report)

@@ -66,7 +66,7 @@ __all__ = [
     "SPACES",
 ]
 
-#: Default Adam steps and initial learning rate (measured in ``docs/match.md``).
+#: Default Adam steps and initial learning rate (measured in ``docs/fx-encoder.md``, "The default").
 DEFAULT_STEPS = defaults.MATCH_STEPS
 DEFAULT_LR = defaults.MATCH_LR
 DEFAULT_ALPHA = defaults.MATCH_ALPHA
@@ -266,7 +266,7 @@ def match(
     reference: AudioLike,
     sample_rate: int = P.SAMPLE_RATE,
     *,
-    encoder: str = "mfcc",
+    encoder: str = defaults.MATCH_ENCODER,
     alpha: float = DEFAULT_ALPHA,
     steps: Optional[int] = None,
     seed: int = 0,
@@ -274,7 +274,7 @@ def match(
     lr_final_ratio: float = 0.1,
     space: str = "raw",
     prior: Optional[Any] = None,
-    init: Union[None, str, Preset, np.ndarray, torch.Tensor] = None,
+    init: Union[None, str, Preset, np.ndarray, torch.Tensor] = defaults.MATCH_INIT,
     chunk_seconds: float = CHUNK_SECONDS,
     reference_sample_rate: Optional[int] = None,
     normalize_reference: bool = True,
@@ -300,7 +300,8 @@ def match(
             ``chunk_seconds`` long.
         sample_rate: rate (Hz) of ``dry`` and of the returned audio. The chain runs at 44.1 kHz;
             other rates are resampled in and out.
-        encoder: ``"mfcc"`` (default), ``"mir"``, ``"afx-rep"`` or any registered encoder.
+        encoder: ``"fx"`` (default: the effects encoder trained here and shipped), ``"mfcc"``,
+            ``"mir"``, ``"afx-rep"`` or any registered encoder.
         alpha: prior weight; 0 gives maximum likelihood. Default :data:`DEFAULT_ALPHA` (0.1; DiffVox used 1).
         steps: Adam steps; default :data:`DEFAULT_STEPS`.
         seed: recorded with the result. The objective and the loop draw no random numbers, so a
@@ -315,10 +316,11 @@ def match(
             deviations along each principal direction of the prior; ``lr`` is then in those units.
         prior: a :class:`~vocalfx.prior.GaussianPrior`; default the shipped prior
             (``GaussianPrior.default()``).
-        init: starting point: ``None``/``"mean"`` (the prior mean), ``"predicted"`` (the preset
+        init: starting point: ``"predicted"`` (default: the preset
             the ``fx`` encoder's head predicts from the reference and dry chunks,
             :func:`~vocalfx.matching.start.predicted_start`; with ``encoder="fx"`` the same
-            encoder instance and ``encoder_options`` are used), a :class:`Preset` or a raw vector.
+            encoder instance and ``encoder_options`` are used), ``None``/``"mean"`` (the prior
+            mean, DiffVox's start), a :class:`Preset` or a raw vector.
         chunk_seconds: chunk length (s). Default 11 (DiffVox).
         reference_sample_rate: rate of a tensor ``reference`` if it differs from ``sample_rate``.
         normalize_reference: bring the reference to -18 LUFS (default), so the result renders at
