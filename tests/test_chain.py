@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -151,7 +152,12 @@ def test_bad_params(chain):
 
 
 def test_gradients_finite_for_every_diffvox_preset(shared, golden_input):
-    """d(output)/d(raw) is finite for all 385 internal and 70 MedleyDB presets on the goldens' input.
+    """d(output)/d(raw) is finite for the DiffVox presets on the goldens' input.
+
+    All 70 MedleyDB presets (the evaluation's truth) and every third of the 385 internal ones are
+    checked: each preset costs the chain's 12 s FDN response (about 0.75 s forward and backward on
+    one thread), and the whole set took 342 s of CI. ``VOCALFX_ALL_PRESETS=1`` checks all 455 (all
+    passed when the subset was introduced).
 
     The reference returns NaN gradients for some presets (its polar-form delay power and
     eigen-decomposed biquads); ours must not. Those failures depend on the parameters, not on the
@@ -167,6 +173,8 @@ def test_gradients_finite_for_every_diffvox_preset(shared, golden_input):
         rows.append(from_diffvox(raw.astype(np.float64)))
     vs = torch.from_numpy(np.concatenate(rows)).float()
     assert vs.shape == (455, 130)
+    index = list(range(455)) if os.environ.get("VOCALFX_ALL_PRESETS") == "1" else [*range(0, 385, 3), *range(385, 455)]
+    vs = vs[index]
     bad = []
     w = torch.randn(1, 2, x.shape[-1], generator=torch.Generator().manual_seed(1))
     for start in range(0, len(vs), 35):
@@ -175,6 +183,6 @@ def test_gradients_finite_for_every_diffvox_preset(shared, golden_input):
         assert torch.isfinite(y).all()
         (y * w).sum().backward()
         finite = torch.isfinite(p.grad).all(1)
-        bad += [start + i for i in torch.nonzero(~finite).flatten().tolist()]
+        bad += [index[start + i] for i in torch.nonzero(~finite).flatten().tolist()]
         assert (p.grad.abs().sum(1) > 0).all()
-    assert bad == [], f"non-finite gradients for presets {bad}"
+    assert bad == [], f"non-finite gradients for presets {bad} (rows of internal + medleydb raw_params)"
