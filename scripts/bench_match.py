@@ -2,11 +2,11 @@
 
 The dry is a dev-corpus vocal (../shared/corpus/dev), the reference another dev vocal rendered
 through a MedleyDB preset, both 44 s (4 chunks of 11 s each). Each repeat runs in a fresh
-subprocess with default settings (encoder mfcc, alpha 1, default steps) and reports wall time,
+subprocess with `vocalfx.match`'s default settings (or another ``--encoder``) and reports wall time,
 time per step and the peak resident memory of that process. The first repeat also pays for
 loading modules (the numba kernels are cached on disk after the first run ever).
 
-    python scripts/bench_match.py [--repeats 3] [--threads 2] [--encoder mfcc]
+    python scripts/bench_match.py [--repeats 3] [--threads 2] [--encoder NAME]
 
 Target (issue 4): at most 120 s and 3 GB on the project's 2-core machine.
 """
@@ -48,7 +48,8 @@ def child(a) -> None:
     row = np.load(shared / "diffvox-presets/medleydb/raw_params.npy")[8]
     ref = render(src, Preset.from_diffvox(row))
     t0 = time.perf_counter()
-    res = vocalfx.match(dry, ref, 44100, encoder=a.encoder, progress=False)
+    kw = {} if a.encoder == "default" else {"encoder": a.encoder}
+    res = vocalfx.match(dry, ref, 44100, progress=False, **kw)
     seconds = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": seconds, "steps": res.report.steps, "rss_mb": rss,
@@ -61,7 +62,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--encoder", default="mfcc")
+    ap.add_argument("--encoder", default="default", help="encoder (default: vocalfx.match's default)")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
