@@ -104,8 +104,11 @@ def test_bad_items_are_error_rows_and_a_rerun_skips_finished_items(files, tmp_pa
     assert "0 item(s) matched (0 failed), 4 already finished" in capsys.readouterr().out
     assert main(["match-batch", str(pairs), "-o", str(out), "--alpha", "0.5", *FAST_FLAGS]) == 1  # other settings: refused
     assert "other inputs or settings" in capsys.readouterr().err
-    res = match_batch(load_pairs(pairs), out, settings={"steps": 3, "chunk_seconds": 1.5, "seed": 0, "alpha": 0.1,
-                                                        "encoder": "mfcc", "strength": 1.0},
+    from vocalfx import defaults as D
+
+    # the settings the command line recorded: its defaults (vocalfx.defaults) and FAST_FLAGS
+    res = match_batch(load_pairs(pairs), out, settings={"steps": 3, "chunk_seconds": 1.5, "seed": 0, "alpha": D.MATCH_ALPHA,
+                                                        "encoder": D.MATCH_ENCODER, "init": D.MATCH_INIT, "strength": 1.0},
                       threads=1, retry_failed=True, progress=False)
     assert (res.computed, res.failed, res.skipped) == (3, 3, 1)  # only the failed ones again
     assert (out / "items" / "good.json").stat().st_mtime_ns == stamps[out / "items" / "good.json"]
