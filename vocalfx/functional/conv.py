@@ -35,4 +35,4 @@ def fft_convolve(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         Y = Hf * X
     else:
         raise ValueError(f"expected h of shape (batch, channels, length) or (batch, out, in, length), got {tuple(h.shape)}")
-    return irfft(Y, n)[..., :T]
+    return irfft(Y, n, T)

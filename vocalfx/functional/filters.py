@@ -260,4 +260,4 @@ def biquad_cascade_fft(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor, *, n_f
     # lose most of their accuracy in float32 coefficients/trigonometry, and it costs little
     H = cascade_response(b.double(), a.double(), n)  # (B, bins)
     X = rfft(x, n)
-    return irfft(X * H.unsqueeze(-2).to(X.dtype), n)[..., :T]
+    return irfft(X * H.unsqueeze(-2).to(X.dtype), n, T)

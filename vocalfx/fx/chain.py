@@ -21,7 +21,7 @@ from torch import nn
 
 from .. import functional as VF
 from .._util_check import check_mono_batch
-from ..functional.fft import irfft, rfft
+from ..functional.fft import rfft, transfer
 from ..params import NUM_PARAMS, default_vector, raw_to_native
 from .modules import CompressorExpander, FDNReverb, Pan, PingPongDelay, Send, eq_modules
 
@@ -106,7 +106,7 @@ class VocalChain(nn.Module):
         fdn_in = 1 + send * D  # (B, 2 in, bins)
         P = VF.pan_gains(self.pan.values(native)["position"])  # (B, 2)
         Hsum = P[:, :, None] + D + (Fr * fdn_in[:, None, :, :]).sum(2)
-        return irfft(U * Hsum, n)[..., :T]
+        return transfer(U, Hsum, n, T)
 
     def render_reference(self, x: torch.Tensor, native: torch.Tensor) -> dict:
         """Stage-by-stage render with the plain (unfused) modules, for tests and inspection.

@@ -513,7 +513,9 @@ def match(
         if not math.isfinite(level_gain_db):
             raise MatchError(f"level={level!r}: the matched output is silent; use level='preset'")
         vec = with_output_gain(vec, level_gain_db)
-        audio = render_whole(vec)
+        # comp.makeup_db is an identity-mapped output gain, so the new preset's render is this
+        # render scaled (equal to re-rendering up to float32 rounding; tests/test_steer.py checks it)
+        audio = audio * 10.0 ** (level_gain_db / 20.0)
     if sample_rate != rate:
         audio = resample_audio(audio, rate, sample_rate)[..., :d_in_len]
     peak = float(audio.abs().amax())
