@@ -186,3 +186,36 @@ def test_gradients_finite_for_every_diffvox_preset(shared, golden_input):
         bad += [index[start + i] for i in torch.nonzero(~finite).flatten().tolist()]
         assert (p.grad.abs().sum(1) > 0).all()
     assert bad == [], f"non-finite gradients for presets {bad} (rows of internal + medleydb raw_params)"
+
+
+def test_recompute_dynamics_gives_the_same_gradients():
+    """``recompute_dynamics`` (the compressor rerun in the backward, as match uses it) changes memory,
+    not results: the output and the gradients with respect to the parameters and the input equal
+    the plain backward's to float64 rounding, and a finite difference agrees with both."""
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(2, 1, 20000, generator=g, dtype=torch.float64) * 0.2).requires_grad_(True)
+    v0 = torch.randn(1, 130, generator=g, dtype=torch.float64) * 0.5
+    w = torch.randn(2, 2, 20000, generator=g, dtype=torch.float64)
+    results = []
+    for recompute in (False, True):
+        chain = VocalChain(44100).double()
+        chain.recompute_dynamics = recompute
+        v = v0.clone().requires_grad_(True)
+        y = chain(x, params=v)
+        gv, gx = torch.autograd.grad((y * w).sum(), (v, x))
+        results.append((y.detach(), gv, gx))
+    (y0, gv0, gx0), (y1, gv1, gx1) = results
+    torch.testing.assert_close(y1, y0, rtol=0, atol=1e-13)
+    torch.testing.assert_close(gv1, gv0, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(gx1, gx0, rtol=1e-10, atol=1e-10)
+    assert gv0.abs().sum() > 0 and gx0.abs().sum() > 0
+    # a central difference along the compressor's threshold (an index the gradient must see)
+    from vocalfx.params import INDEX
+    i = INDEX["comp.comp_threshold_db"]
+    chain = VocalChain(44100).double()
+    chain.recompute_dynamics = True
+    with torch.no_grad():
+        e = torch.zeros_like(v0)
+        e[0, i] = 1e-5
+        fd = ((chain(x, params=v0 + e) * w).sum() - (chain(x, params=v0 - e) * w).sum()) / 2e-5
+    assert float(gv1[0, i]) == pytest.approx(float(fd), rel=1e-4, abs=1e-6)

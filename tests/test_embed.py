@@ -252,3 +252,48 @@ def test_time_statistics_closed_form():
     f = torch.tensor([[[1.0, 3.0, 1.0, 3.0], [0.0, 0.0, 0.0, 6.0]]])  # (batch 1, K 2, frames 4)
     expected = torch.tensor([[2.0, 1.0, 0.0, -2.0, 1.5, 1.5 * math.sqrt(3), 2 / math.sqrt(3), -2 / 3]])
     torch.testing.assert_close(time_statistics(f), expected)
+
+
+def test_combined_encoder_is_its_parts_side_by_side():
+    """``get_encoder("fx+mfcc")``: the first part's embeddings under mid/side, the others under
+    ``name:mid``/``name:side``, each exactly what that part gives alone."""
+    from vocalfx.embed import CombinedEncoder, get_encoder
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 2, 3 * 44100, generator=g) * 0.1
+    combo = get_encoder("fx+mfcc")
+    assert isinstance(combo, CombinedEncoder) and combo.names == ["fx", "mfcc"]
+    out = combo(x)
+    assert sorted(out) == ["mfcc:mid", "mfcc:side", "mid", "side"]
+    fx, mfcc = get_encoder("fx")(x), get_encoder("mfcc")(x)
+    for k in ("mid", "side"):
+        torch.testing.assert_close(out[k], fx[k])
+        torch.testing.assert_close(out[f"mfcc:{k}"], mfcc[k])
+    # the preset head is the first part's
+    torch.testing.assert_close(combo.predict_preset(x[:1]), get_encoder("fx").predict_preset(x[:1]))
+    with pytest.raises(ValueError, match="unknown encoder 'nope' in 'fx\\+nope'"):
+        get_encoder("fx+nope")
+    with pytest.raises(ValueError, match="twice"):
+        get_encoder("mfcc+mfcc")
+
+
+def test_ito_nll_adds_one_likelihood_per_part():
+    """The combined likelihood is the sum of the parts' (each part has its own sigma), and its
+    gradient reaches the audio through both parts."""
+    from vocalfx.embed import get_encoder
+    from vocalfx.matching import ito_nll
+
+    g = torch.Generator().manual_seed(1)
+    ref = torch.randn(2, 2, 3 * 44100, generator=g) * 0.1
+    x = (torch.randn(3, 2, 3 * 44100, generator=g) * 0.1).requires_grad_(True)
+    combo, fx, mfcc = get_encoder("fx+mfcc"), get_encoder("fx"), get_encoder("mfcc")
+    nll, s_mid, s_side = ito_nll(combo(x), combo(ref))
+    n_fx, f_mid, f_side = ito_nll(fx(x), fx(ref))
+    n_mf, _, _ = ito_nll(mfcc(x), mfcc(ref))
+    torch.testing.assert_close(nll, n_fx + n_mf)
+    torch.testing.assert_close((s_mid, s_side), (f_mid, f_side))
+    (grad,) = torch.autograd.grad(nll, x)
+    (g_fx,) = torch.autograd.grad(n_fx, x)
+    assert torch.isfinite(grad).all() and (grad - g_fx).abs().sum() > 0
+    with pytest.raises(ValueError, match="same keys"):
+        ito_nll(combo(x), fx(ref))

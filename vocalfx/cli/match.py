@@ -37,7 +37,7 @@ def run(a: argparse.Namespace) -> int:
     check_at_least("--steps", a.steps, 0)
     for key in ("encoder", "init", "alpha", "steps", "lr"):  # a separated vocal keeps some accompaniment (docs/separate.md)
         setattr(a, key, getattr(D, ("SEPARATED_" if a.separate else "MATCH_") + key.upper()) if getattr(a, key) is None else getattr(a, key))
-    if a.encoder != "afx-rep" and a.afx_rep:
+    if "afx-rep" not in a.encoder.split("+") and a.afx_rep:
         raise CLIError("--afx-rep is only used with --encoder afx-rep")
     if a.model_dir and not a.separate:
         raise CLIError("--model-dir is only used with --separate")
@@ -76,7 +76,7 @@ def run(a: argparse.Namespace) -> int:
 
         prior = GaussianPrior.default() if a.prior == "default" else GaussianPrior.load(a.prior)
     init = a.init if a.init in (None, "mean", "predicted") else resolve_preset(a.init)
-    options = {"checkpoint": a.afx_rep} if a.encoder == "afx-rep" and a.afx_rep else None
+    options = {"checkpoint": a.afx_rep} if "afx-rep" in a.encoder.split("+") and a.afx_rep else None
     res = match(
         a.dry, reference, SAMPLE_RATE,
         encoder=a.encoder, alpha=a.alpha, steps=a.steps, seed=a.seed, lr=a.lr, space=a.space, prior=prior, init=init,
@@ -123,7 +123,7 @@ def register(sub: Subparsers) -> None:
     add("--report", default=None, metavar="FILE",
         help="also write a report: FILE.html a self-contained page (preset, EQ/dynamics/space figures, spectra, levels, "
         "loss curve, audio players; docs/report.md), FILE.json the run's numbers and loss history")
-    add("--encoder", default=None, help=f"embedding: fx (trained here, shipped), mfcc, mir, afx-rep (needs --afx-rep or VOCALFX_AFX_REP) (default: {D.MATCH_ENCODER}; {D.SEPARATED_ENCODER} with --separate)")
+    add("--encoder", default=None, help=f"embedding: fx (trained here, shipped), mfcc, mir, afx-rep (needs --afx-rep or VOCALFX_AFX_REP), or several joined by + (fx+mfcc: one likelihood each) (default: {D.MATCH_ENCODER}; {D.SEPARATED_ENCODER} with --separate)")
     add("--afx-rep", default=None, metavar="PATH", help="AFx-Rep checkpoint file (docs/afx-rep.md says where to get it)")
     add("--alpha", type=float, default=None, help=f"prior weight, 0 = no prior (default: {D.MATCH_ALPHA:g}; {D.SEPARATED_ALPHA:g} with --separate)")
     add("--steps", type=int, default=None, help=f"Adam steps (default: {D.MATCH_STEPS}; {D.SEPARATED_STEPS} with --separate)")

@@ -12,7 +12,10 @@ Built-in encoders (names for :func:`get_encoder`):
 * ``"mir"`` -- :class:`MIREncoder`, 24 values per channel;
 * ``"afx-rep"`` -- :class:`~vocalfx.embed.afx_rep.AFxRepEncoder`, 512 values per channel (ST-ITO's
   AFx-Rep; needs the published checkpoint as a local file: ``checkpoint=PATH`` or
-  ``$VOCALFX_AFX_REP``, see ``docs/afx-rep.md``).
+  ``$VOCALFX_AFX_REP``, see ``docs/afx-rep.md``);
+* ``"fx"`` -- :class:`~vocalfx.embed.fx.FxEncoder`, trained here, with a preset head;
+* names joined by ``+`` (``"fx+mfcc"``) -- a :class:`CombinedEncoder`: each part's embeddings,
+  one likelihood per part in ITO.
 
 Adding an encoder is one file: subclass :class:`StereoEncoder` (from :mod:`vocalfx.embed.base`)
 in ``vocalfx/embed/<name>.py``, decorate the class with ``@register_encoder("<name>")`` and
@@ -30,6 +33,7 @@ Example:
 """
 
 from .base import (
+    CombinedEncoder,
     StereoEncoder,
     available_encoders,
     check_stereo,
@@ -45,6 +49,7 @@ from .fx import FxEncoder  # noqa: E402
 
 __all__ = [
     "StereoEncoder",
+    "CombinedEncoder",
     "MFCCEncoder",
     "MIREncoder",
     "AFxRepEncoder",

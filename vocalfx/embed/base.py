@@ -7,6 +7,7 @@ one that imports it.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Callable, Dict, List, Tuple, Type, TypeVar
 
@@ -18,6 +19,7 @@ from torch import nn
 __all__ = [
     "check_stereo",
     "StereoEncoder",
+    "CombinedEncoder",
     "mid_side",
     "register_encoder",
     "get_encoder",
@@ -171,10 +173,62 @@ def get_encoder(name: str, sample_rate: int = 44100, **kwargs: Any) -> StereoEnc
     Example:
         >>> enc = get_encoder("mir", sample_rate=48000)
     """
+    if "+" in name:
+        parts = name.split("+")
+        for part in parts:
+            if part not in _ENCODERS:
+                raise ValueError(f"unknown encoder {part!r} in {name!r}; available: {', '.join(available_encoders())}")
+        if len(set(parts)) != len(parts):
+            raise ValueError(f"encoder {name!r} names a part twice")
+        # options (e.g. an AFx-Rep checkpoint) go to the parts whose constructor takes them
+        built = []
+        for part in parts:
+            cls = _ENCODERS[part]
+            accepted = inspect.signature(cls.__init__).parameters
+            own = {k: v for k, v in kwargs.items() if k in accepted}
+            built.append((part, cls(sample_rate=sample_rate, **own)))
+        return CombinedEncoder(built, sample_rate=sample_rate)
     try:
         cls = _ENCODERS[name]
     except KeyError:
         raise ValueError(f"unknown encoder {name!r}; available: {', '.join(available_encoders())}") from None
     return cls(sample_rate=sample_rate, **kwargs)
+
+
+class CombinedEncoder(StereoEncoder):
+    """Several encoders side by side (``get_encoder("fx+mfcc")``): one likelihood each in ITO.
+
+    The first part's embeddings are ``"mid"`` and ``"side"``; each further part adds
+    ``"<name>:mid"`` and ``"<name>:side"``. :func:`vocalfx.matching.ito_nll` sums one angular
+    negative log-likelihood per key, so every part contributes with its own spread (its own
+    ``sigma``) and none dominates by the scale of its angles. ``predict_preset`` is the first
+    part's, where it has one (``fx+mfcc`` starts from the fx head's preset).
+
+    Args:
+        parts: ``(name, encoder)`` pairs, all built for ``sample_rate``.
+    """
+
+    def __init__(self, parts: List[Tuple[str, StereoEncoder]], sample_rate: int = 44100) -> None:
+        super().__init__(sample_rate)
+        if len(parts) < 2:
+            raise ValueError("a combined encoder needs at least two parts")
+        self.names = [n for n, _ in parts]
+        self.parts = nn.ModuleList(e for _, e in parts)
+        self.embedding_dim = sum(e.embedding_dim for e in self.parts)
+        self.min_samples = max(getattr(e, "min_samples", 1) for e in self.parts)
+        first = self.parts[0]
+        if callable(getattr(first, "predict_preset", None)):
+            self.predict_preset = first.predict_preset  # the first part's preset head
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        check_stereo(x)
+        out: Dict[str, torch.Tensor] = {}
+        for i, (name, enc) in enumerate(zip(self.names, self.parts)):
+            e = enc(x)
+            out.update(e if i == 0 else {f"{name}:{k}": v for k, v in e.items()})
+        return out
+
+    def extra_repr(self) -> str:
+        return f"parts={'+'.join(self.names)}, sample_rate={self.sample_rate} Hz"
 
 

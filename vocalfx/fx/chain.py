@@ -18,6 +18,7 @@ from typing import Optional, Tuple
 import torch
 from scipy.fft import next_fast_len
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .. import functional as VF
 from .._util_check import check_mono_batch
@@ -39,6 +40,10 @@ class VocalChain(nn.Module):
         >>> y = chain(torch.randn(1, 1, 44100))            # the chain's own parameters
         >>> y = chain(x, params=torch.zeros(4, 130))        # four presets, one call
     """
+
+    #: Recompute the compressor/expander in the backward pass instead of keeping its
+    #: intermediates (same gradients; less memory, a little more time). See ``docs/chain.md``.
+    recompute_dynamics: bool = False
 
     def __init__(self, sample_rate: float = 44100):
         super().__init__()
@@ -83,7 +88,12 @@ class VocalChain(nn.Module):
     def render_native(self, x: torch.Tensor, native: torch.Tensor) -> torch.Tensor:
         b, a = self.eq_coeffs(native)
         x_eq = VF.sosfilt(x, b, a)
-        u = self.comp(x_eq, native)  # (B, 1, T)
+        if self.recompute_dynamics and torch.is_grad_enabled() and (x_eq.requires_grad or native.requires_grad):
+            # keep only the compressor's input for the backward and run it again there: its
+            # intermediates are a dozen signal-length buffers (about a third of a step's memory)
+            u = checkpoint(self.comp, x_eq, native, use_reentrant=False)
+        else:
+            u = self.comp(x_eq, native)  # (B, 1, T)
         return self.render_post(u, native)
 
     def _responses(self, native: torch.Tensor, T: int, grad: bool):

@@ -445,13 +445,14 @@ def match(
     enc.eval().requires_grad_(False)
     if predict_init:
         try:
-            predictor = enc if encoder == "fx" else get_encoder("fx", sample_rate=rate)
+            predictor = enc if callable(getattr(enc, "predict_preset", None)) else get_encoder("fx", sample_rate=rate)
             raw0, init_label = predicted_start(ref_chunks, dry_chunks, predictor)
         except ValueError as e:
             raise MatchError(str(e)) from None
 
     chain = VocalChain(rate)
     chain.requires_grad_(False)
+    chain.recompute_dynamics = True  # the same gradients in less memory (docs/match.md, "Speed and memory")
     scale = 1.0 / float(ref_chunks.abs().amax())
     with torch.no_grad():
         ref_emb = enc(ref_chunks * scale)

@@ -34,26 +34,33 @@ def ito_nll(
     log-density of the angles is ``-1/2 - log(2 pi)/2 - log sigma``. The cosine is clamped to
     :data:`COS_MAX` so that identical embeddings give a finite gradient.
 
+    Embeddings of a combined encoder (:class:`vocalfx.embed.CombinedEncoder`) carry more keys
+    (``"mfcc:mid"``, ...): each key is one more independent angular likelihood, so their
+    negative log-likelihoods add up (a product of likelihoods, each with its own sigma).
+
     Args:
-        pred, ref: ``{"mid": (N, D), "side": (M, D)}`` L2-normalised embeddings.
+        pred, ref: ``{"mid": (N, D), "side": (M, D), ...}`` L2-normalised embeddings with the
+            same keys.
 
     Returns:
-        ``(nll, sigma_mid, sigma_side)``: ``-(mean log-density mid + side)`` (scalar) and the
-        two RMS angles (radians).
+        ``(nll, sigma_mid, sigma_side)``: ``-(sum over keys of the mean log-density)`` (scalar)
+        and the RMS angles (radians) of ``"mid"`` and ``"side"``.
 
     Example:
         >>> e = {"mid": torch.eye(3)[:2], "side": torch.eye(3)[1:]}
         >>> nll, s_mid, s_side = ito_nll(e, e)
     """
-    sigmas = []
+    if set(pred) != set(ref) or not {"mid", "side"} <= set(pred):
+        raise ValueError(f"embeddings must have the same keys, including 'mid' and 'side'; got {sorted(pred)} and {sorted(ref)}")
+    sigmas = {}
     nll = 0.0
-    for key in ("mid", "side"):
+    for key in ("mid", "side", *sorted(k for k in pred if k not in ("mid", "side"))):
         cos = (pred[key] @ ref[key].T).clamp(-COS_MAX, COS_MAX)
         theta = torch.arccos(cos)
         sigma = theta.square().mean().sqrt()
         nll = nll + 0.5 + 0.5 * math.log(2.0 * math.pi) + torch.log(sigma)
-        sigmas.append(sigma)
-    return nll, sigmas[0], sigmas[1]
+        sigmas[key] = sigma
+    return nll, sigmas["mid"], sigmas["side"]
 
 
 def pair_loss(
