@@ -248,3 +248,38 @@ def test_bad_shapes_are_refused(enc):
         enc.predict_preset(torch.randn(1, 1, SR))
     with pytest.raises(ValueError, match="at least"):
         enc(torch.randn(1, 2, 1000))
+
+
+def test_codec_weights_hear_through_mp3(renders):
+    """With the codec-robust weights, held-out renders through MP3 at 64 kbps (LAME via
+    pedalboard, the test extra) stay nearer to their lossless selves than to the same content
+    under another preset, for every preset. (The default weights fail this: MP3 at 64 kbps moves
+    them about as far as another preset does; docs/fx-encoder.md, "Lossy references".)"""
+    pytest.importorskip("pedalboard", reason="pedalboard (the test extra) encodes the MP3")
+    from vocalfx.embed.fx import CODEC_WEIGHTS
+    from vocalfx.evaluation.codec import lossy_roundtrip
+
+    enc = FxEncoder(weights=CODEC_WEIGHTS)
+    assert enc.provenance.get("teacher_sha256") == __import__("hashlib").sha256(DEFAULT_WEIGHTS.read_bytes()).hexdigest()
+    _, wa, _, _ = renders
+    lossy = torch.stack([lossy_roundtrip(w, SR, "mp3:64") for w in wa])
+    assert lossy.shape == wa.shape and torch.isfinite(lossy).all()
+    with torch.no_grad():
+        e, el = enc(wa), enc(lossy)
+    emb = torch.cat([e["mid"], e["side"]], -1) / math.sqrt(2)
+    emb_l = torch.cat([el["mid"], el["side"]], -1) / math.sqrt(2)
+    codec = 1 - (emb * emb_l).sum(-1)  # (P,)
+    other = 1 - emb @ emb.T
+    other = other + torch.eye(len(emb)) * 9  # ignore the diagonal
+    assert bool((codec < other.min(-1).values).all()), (codec, other.min(-1).values)
+
+
+def test_codec_weights_predict_inside_the_prior(renders):
+    from vocalfx.embed.fx import CODEC_WEIGHTS
+
+    enc = FxEncoder(weights=CODEC_WEIGHTS)
+    _, wa, _, dry_a = renders
+    with torch.no_grad():
+        z = enc.predict_whitened(wa, dry_a)
+        raw = enc.whitened_to_raw(z)
+    assert torch.isfinite(raw).all() and float(z.abs().max()) < Z_MAX

@@ -65,6 +65,7 @@ __all__ = [
     "FxNet",
     "FxWeightsError",
     "DEFAULT_WEIGHTS",
+    "CODEC_WEIGHTS",
     "WEIGHTS_FORMAT",
     "log_mel",
     "level_free",
@@ -74,6 +75,10 @@ __all__ = [
 WEIGHTS_FORMAT = "vocalfx-fx-encoder"
 WEIGHTS_FORMAT_VERSION = 1
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "fx-v1.pt"
+#: Codec-robust weights: fx-v1 distilled to give from an MP3-coded render what it gives from the
+#: lossless one (``scripts/tune_fx_codec.py``; ``vocalfx.match`` uses them for a reference that a
+#: lossy codec band-limited, see :mod:`vocalfx.matching.lossy`).
+CODEC_WEIGHTS = Path(__file__).resolve().parent / "weights" / "fx-codec.pt"
 
 N_FFT = 2048
 HOP = 1024

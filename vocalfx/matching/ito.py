@@ -49,6 +49,7 @@ from ..errors import VocalfxError
 from ..preset import Preset
 from .chunks import CHUNK_SECONDS, TARGET_LUFS, active_chunks, active_mask
 from .errors import MatchError
+from .lossy import codec_cutoff_hz
 from .objectives import ito_nll
 from .optimize import Evaluation, prior_sqrt_cov, run_adam, timing_lines
 from .start import PREDICTED, predicted_start, start_vector
@@ -99,6 +100,9 @@ class MatchReport:
             between the start and the match; ``level``: how the output level was set
             (``"reference"``, ``"preset"`` or a LUFS value as text); ``level_gain_db``: the gain
             added to ``comp.makeup_db`` for it; ``reference_lufs``: the reference's loudness as given.
+        reference_cutoff_hz: the cut-off of a lossy codec found in the reference
+            (:func:`vocalfx.matching.lossy.codec_cutoff_hz`), or ``None``; ``fx_weights``: the
+            file name of the ``fx`` weights used (``None`` if no ``fx`` encoder was used).
     """
 
     encoder: str
@@ -135,6 +139,8 @@ class MatchReport:
     level: str = "preset"
     level_gain_db: float = 0.0
     reference_lufs: float = float("nan")
+    reference_cutoff_hz: Optional[float] = None
+    fx_weights: Optional[str] = None
 
     def to_dict(self) -> Dict[str, object]:
         return asdict(self)
@@ -156,6 +162,9 @@ class MatchReport:
             f"output {self.output_lufs:.1f} LUFS, peak {self.output_peak_dbfs:+.1f} dBFS"
             + ("" if self.level == "preset" else f" (level: {self.level}, {self.level_gain_db:+.2f} dB on {LEVEL_PARAM})"),
         ]
+        if self.reference_cutoff_hz is not None:
+            lines.append(f"the reference is band-limited at {self.reference_cutoff_hz / 1000:.1f} kHz (a lossy codec): "
+                         f"fx weights {self.fx_weights}")
         if self.groups is not None or self.strength != 1.0:
             lines.append(f"steering: groups {','.join(self.groups) if self.groups else 'all'}, strength {self.strength:g}")
         return "\n".join(lines + timing_lines(self.seconds, self.recoveries))
@@ -261,6 +270,16 @@ def check_steering(
     return groups, level
 
 
+def _fx_weights_name(*encoders: Any) -> Optional[str]:
+    """File name of the fx weights among ``encoders`` (plain or combined), or ``None``."""
+    for enc in encoders:
+        for part in [enc, *getattr(enc, "parts", [])]:
+            path = getattr(part, "weights_path", None)
+            if path:
+                return Path(path).name
+    return None
+
+
 def match(
     dry: AudioLike,
     reference: AudioLike,
@@ -286,6 +305,7 @@ def match(
     groups: Union[None, str, Sequence[str]] = None,
     strength: float = 1.0,
     level: Union[None, str, float] = None,
+    lossy_reference: Optional[bool] = None,
 ) -> MatchResult:
     """Find the preset that makes ``dry`` sound like ``reference`` (MAP inference-time optimisation).
 
@@ -344,6 +364,12 @@ def match(
             chain), so the returned preset renders the returned audio. Default ``None``:
             ``"reference"``, or ``"preset"`` when ``groups`` leaves out ``dynamics`` (which holds
             the make-up gain); asking for a level then is an error.
+        lossy_reference: whether the reference went through a lossy codec, which picks the
+            ``fx`` encoder's weights: the codec-robust ``fx-codec.pt`` if so, ``fx-v1.pt`` if not.
+            Default ``None``: decided from the audio (a codec's brick-wall cut-off in the
+            reference that the dry does not have, :func:`vocalfx.matching.lossy.codec_cutoff_hz`;
+            reported as ``report.reference_cutoff_hz``). ``encoder_options={"weights": ...}``
+            overrides both.
 
     Returns:
         A :class:`MatchResult` (``preset``, ``audio`` ``(2, time)``, ``history``, ``report``).
@@ -358,6 +384,7 @@ def match(
         >>> res.preset.to_json("matched.json")                               # doctest: +SKIP
     """
     from ..embed import get_encoder
+    from ..embed.fx import CODEC_WEIGHTS
     from ..fx import VocalChain
     from ..io import AudioError, integrated_loudness, loudness_normalize, resample_audio
 
@@ -436,17 +463,26 @@ def match(
     else:
         dry_chunks, dry_dropped = active_chunks(d, chunk, rate, label=dry_label)
 
+    # a codec-band-limited reference gets the fx encoder's codec-robust weights (vocalfx/matching/lossy.py)
+    cutoff_hz = codec_cutoff_hz(r, d, rate) if lossy_reference is None else None
+    use_codec_weights = cutoff_hz is not None if lossy_reference is None else bool(lossy_reference)
+    encoder_options = dict(encoder_options or {})
+    fx_options = {"weights": CODEC_WEIGHTS} if use_codec_weights else {}
+    if "fx" in encoder.split("+") and "weights" not in encoder_options:
+        encoder_options.update(fx_options)
     try:
-        enc = get_encoder(encoder, sample_rate=rate, **(encoder_options or {}))
+        enc = get_encoder(encoder, sample_rate=rate, **encoder_options)
     except VocalfxError:
         raise
     except (ValueError, TypeError) as e:
         raise MatchError(f"encoder {encoder!r}: {e}") from None
     enc.eval().requires_grad_(False)
+    predictor_used = None
     if predict_init:
         try:
-            predictor = enc if callable(getattr(enc, "predict_preset", None)) else get_encoder("fx", sample_rate=rate)
+            predictor = enc if callable(getattr(enc, "predict_preset", None)) else get_encoder("fx", sample_rate=rate, **fx_options)
             raw0, init_label = predicted_start(ref_chunks, dry_chunks, predictor)
+            predictor_used = predictor
         except ValueError as e:
             raise MatchError(str(e)) from None
 
@@ -537,7 +573,7 @@ def match(
         init=init_label, space=space, seed=int(seed), recoveries=recoveries, seconds=time.perf_counter() - t0,
         groups=list(groups) if groups is not None else None, strength=float(strength),
         level=level if isinstance(level, str) else f"{float(level):g} LUFS", level_gain_db=float(level_gain_db),
-        reference_lufs=float(ref_lufs_given),
+        reference_lufs=float(ref_lufs_given), reference_cutoff_hz=cutoff_hz, fx_weights=_fx_weights_name(enc, predictor_used),
     )
     preset = Preset(
         vec,

@@ -1,0 +1,83 @@
+"""Detecting a codec's band limit in the reference (vocalfx/matching/lossy.py) and its use in match."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from vocalfx.matching.lossy import codec_cutoff_hz
+
+SR = 44100
+
+
+def voice_like(seconds: float, seed: int) -> torch.Tensor:
+    """Full-band noise bursts with a gentle -6 dB/octave tilt above 500 Hz, ``(1, time)``."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    x = rng.standard_normal(n)
+    X = np.fft.rfft(x)
+    f = np.fft.rfftfreq(n, 1 / SR)
+    X = X / np.maximum(1.0, f / 500.0)
+    x = np.fft.irfft(X, n)
+    env = (np.sin(2 * np.pi * 1.3 * np.arange(n) / SR) > -0.3).astype(float)  # syllables and gaps
+    return torch.from_numpy(0.1 * x * env / np.std(x)).float()[None]
+
+
+def brickwall(x: torch.Tensor, cutoff_hz: float) -> torch.Tensor:
+    X = torch.fft.rfft(x.double())
+    f = torch.fft.rfftfreq(x.shape[-1], 1 / SR)
+    return torch.fft.irfft(X * (f <= cutoff_hz), x.shape[-1]).float()
+
+
+def test_no_cutoff_on_lossless_or_gently_filtered_references():
+    from vocalfx.functional import biquad, lowpass_coeffs
+
+    dry, ref = voice_like(6.0, 0), voice_like(6.0, 1).expand(2, -1)
+    assert codec_cutoff_hz(ref, dry, SR) is None
+    b, a = lowpass_coeffs(SR, freq_hz=6000.0, q=0.707)
+    dark = biquad(ref[None].double(), b.double(), a.double())[0].float()  # a chain's 12 dB/octave low-pass
+    assert codec_cutoff_hz(dark, dry, SR) is None
+
+
+def test_brickwall_cutoff_is_found_where_it_is():
+    dry = voice_like(6.0, 0)
+    for fc in (7000.0, 11000.0, 16000.0):
+        ref = brickwall(voice_like(6.0, 1), fc).expand(2, -1)
+        got = codec_cutoff_hz(ref, dry, SR)
+        assert got is not None and abs(got - fc) < 300.0, (fc, got)
+
+
+def test_a_band_limited_source_is_not_a_codec():
+    """Telephone-band prompts: the dry stops at 7.5 kHz too, so the reference's cliff is the source's."""
+    dry = brickwall(voice_like(6.0, 0), 7500.0)
+    ref = brickwall(voice_like(6.0, 1), 7500.0).expand(2, -1)
+    assert codec_cutoff_hz(ref, dry, SR) is None
+
+
+def test_mp3_at_64_kbps_is_found():
+    pytest.importorskip("pedalboard", reason="pedalboard (the test extra) encodes the MP3")
+    from vocalfx.evaluation.codec import lossy_roundtrip
+
+    dry, ref = voice_like(6.0, 0), voice_like(6.0, 1).expand(2, -1).contiguous()
+    got = codec_cutoff_hz(lossy_roundtrip(ref, SR, "mp3:64"), dry, SR)
+    assert got is not None and 9000.0 < got < 13000.0, got
+
+
+def test_match_takes_the_codec_weights_for_a_band_limited_reference():
+    """The choice is made and reported; ``lossy_reference`` forces either way."""
+    import vocalfx
+
+    dry, ref = voice_like(6.0, 0), brickwall(voice_like(6.0, 1), 11000.0).expand(2, -1).contiguous()
+    kw = dict(steps=1, chunk_seconds=3.0, progress=False)
+    res = vocalfx.match(dry, ref, SR, **kw)
+    assert res.report.fx_weights == "fx-codec.pt"
+    assert res.report.reference_cutoff_hz == pytest.approx(11000.0, abs=300.0)
+    assert re.search(r"band-limited at 1[01]\.\d kHz \(a lossy codec\): fx weights fx-codec.pt", res.report.summary())
+    res = vocalfx.match(dry, ref, SR, lossy_reference=False, **kw)
+    assert res.report.fx_weights == "fx-v1.pt" and res.report.reference_cutoff_hz is None
+    res = vocalfx.match(dry, voice_like(6.0, 1), SR, encoder="mfcc", **kw)
+    assert res.report.fx_weights == "fx-v1.pt"  # the predicted start still comes from fx's head
+    assert res.report.reference_cutoff_hz is None
