@@ -57,6 +57,7 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import nn
 
+from ..functional.fft import stft_power
 from ..params import NUM_PARAMS
 from .base import StereoEncoder, check_stereo, mid_side, register_encoder
 
@@ -118,11 +119,9 @@ def log_mel(
         ``log_level`` of shape ``(batch,)``: ``log`` of the mean of channel 0's mel power.
     """
     b, c, t = x.shape
-    spec = torch.stft(
-        x.reshape(b * c, t), N_FFT, HOP, window=window, center=False, return_complex=True
-    )  # (b*c, freqs, frames)
-    power = (spec.real**2 + spec.imag**2) / window.pow(2).sum()
-    melp = torch.einsum("nft,fm->nmt", power, mel).reshape(b, c, N_MELS, -1)
+    # |STFT|^2 with hop N_FFT / 2, no padding (torch.stft(center=False)); vocalfx's own backward
+    power = stft_power(x.reshape(b * c, t), window) / window.pow(2).sum()  # (b*c, frames, freqs)
+    melp = (power @ mel).transpose(1, 2).reshape(b, c, N_MELS, -1)
     level = torch.log(melp[:, 0].mean(dim=(-2, -1)) + _ABS_TINY)
     return melp, level
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["rfft", "irfft", "transfer"]
+__all__ = ["rfft", "irfft", "transfer", "stft_power"]
 
 
 def _scale_bins_(G: torch.Tensor, n: int, interior: float) -> torch.Tensor:
@@ -132,3 +132,51 @@ def transfer(X: torch.Tensor, H: torch.Tensor, n: int, length: int | None = None
         y = torch.fft.irfft(X * H, n=n)
         return y if length >= n else y[..., :length]
     return _Transfer.apply(X, H, n, length)
+
+
+class _STFTPower(torch.autograd.Function):
+    """``|rfft(window * frame)|^2`` of half-overlapping frames, with an overlap-add backward."""
+
+    @staticmethod
+    def forward(ctx, x, window):
+        n = window.shape[0]
+        frames = x.unfold(-1, n, n // 2)  # (rows, frames, n): a view, no copy
+        X = torch.fft.rfft(frames * window)
+        ctx.save_for_backward(X, window)
+        ctx.length = x.shape[-1]
+        return X.real.square() + X.imag.square()
+
+    @staticmethod
+    def backward(ctx, grad):
+        X, window = ctx.saved_tensors
+        n = window.shape[0]
+        hop = n // 2
+        # d|X|^2 = 2 Re(conj(X) dX): the adjoint of rfft applied to 2 grad X, then the window
+        g = _rfft_adjoint(X * (2.0 * grad), n, n) * window  # (rows, frames, n)
+        rows, frames, _ = g.shape
+        out = g.new_zeros(rows, (frames + 1) * hop)
+        halves = out.view(rows, frames + 1, hop)
+        halves[:, :frames] += g[..., :hop]
+        halves[:, 1:] += g[..., hop:]
+        if out.shape[-1] < ctx.length:
+            out = torch.nn.functional.pad(out, (0, ctx.length - out.shape[-1]))
+        return out[..., : ctx.length], None
+
+
+def stft_power(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    """Power spectrogram ``|STFT|^2`` of ``(rows, time)`` with hop ``len(window) // 2``, no padding.
+
+    Equal to ``torch.stft(x, n, n // 2, window=window, center=False, return_complex=True).abs() ** 2``
+    transposed to ``(rows, frames, n // 2 + 1)``, with a backward that overlap-adds the frames'
+    gradients (the two halves of each frame) instead of torch's complex FFT and ``index_add``:
+    about twice as fast for the encoders' 4 x 11 s batches.
+    """
+    if x.dim() != 2:
+        raise ValueError(f"expected (rows, time), got shape {tuple(x.shape)}")
+    n = window.shape[0]
+    if n % 2 or x.shape[-1] < n:
+        raise ValueError(f"need an even window no longer than the signal, got {n} and {x.shape[-1]} samples")
+    if not x.requires_grad:
+        X = torch.fft.rfft(x.unfold(-1, n, n // 2) * window)
+        return X.real.square() + X.imag.square()
+    return _STFTPower.apply(x, window)
