@@ -230,6 +230,34 @@ def test_gradcheck_compressor():
     assert gradcheck(f, [x] + ps, atol=1e-6, rtol=1e-4)
 
 
+def test_fused_gain_computer_equals_torchcomp():
+    """The compiled gain computer equals torchcomp's avg + static curve + compressor_core, values and gradients."""
+    from vocalfx.functional.dynamics import _smoothed_gain_torchcomp, smoothed_gain
+
+    g = torch.Generator().manual_seed(8)
+    R, T = 3, 4000
+    x = torch.randn(R, T, dtype=F64, generator=g) * torch.linspace(0.001, 0.8, T, dtype=F64)
+    w = torch.randn(R, T, dtype=F64, generator=g)
+    rows = torch.tensor([[-20.0, 4.0, -45.0, 0.5, 0.05, 0.002, 0.01],
+                         [-10.0, 1.5, -60.0, 0.8, 0.5, 0.1, 0.3],
+                         [-30.0, 20.0, -35.0, 0.2, 0.01, 0.001, 1.0]], dtype=F64)
+    results = []
+    for f in (smoothed_gain, _smoothed_gain_torchcomp):
+        xx = x.clone().requires_grad_()
+        ps = [rows[:, i].clone().requires_grad_() for i in range(7)]
+        y = f(xx, *ps)
+        (y * w).sum().backward()
+        results.append((y.detach(), xx.grad, torch.stack([p.grad for p in ps])))
+    (y1, gx1, gp1), (y2, gx2, gp2) = results
+    torch.testing.assert_close(y1, y2, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(gx1, gx2, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(gp1, gp2, rtol=1e-9, atol=1e-9)
+    # float32 audio: the same values to float32 rounding, returned in float32
+    y32 = smoothed_gain(x.float(), *(rows[:, i].float() for i in range(7)))
+    assert y32.dtype == torch.float32
+    torch.testing.assert_close(y32.double(), y2, rtol=1e-5, atol=1e-6)
+
+
 def test_gradcheck_delay_ir():
     ps = [t(150.0), t(0.4), t(3000.0), t(0.9)]
     ps = [p.requires_grad_() for p in ps]

@@ -2,7 +2,8 @@
 
 Bins are processed in blocks whose working set (one 6x6 matrix and two right-hand sides per
 bin) stays in cache, and every innermost loop runs over the bins of a block (unit stride) so
-that the compiler vectorises it; blocks run in parallel. Real and imaginary parts are kept in
+that the compiler vectorises it; each call solves the jobs (a batch item's block of bins)
+``[j0, j1)``, and :func:`vocalfx.functional._util.run_ranges` splits the jobs over threads. Real and imaginary parts are kept in
 separate arrays. Elimination is done without pivoting; see :mod:`vocalfx.functional.reverb` for
 why that is stable for this matrix.
 """
@@ -10,7 +11,7 @@ why that is stable for this matrix.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 BLOCK = 1024
 _OPTS = dict(cache=True, fastmath=True, error_model="numpy", nogil=True)
@@ -79,14 +80,14 @@ def _factor_block(U, g, zr, zi, bi, f0, m, Ar, Ai, pr, pi):
                 _csub(Ar[i, j], Ai[i, j], Ar[i, k], Ai[i, k], Ar[k, j], Ai[k, j], m)
 
 
-@njit(parallel=True, **_OPTS)
-def fdn_solve_forward(U, g, b, c, zr, zi, Hr, Hi, Xr, Xi):
+@njit(**_OPTS)
+def fdn_solve_forward(U, g, b, c, zr, zi, Hr, Hi, Xr, Xi, j0, j1):
     """H = c (Z - U diag(g))^{-1} b for every batch item and bin; also stores X = (...)^{-1} b."""
     B, n, F = g.shape
     nq = b.shape[2]
     no = c.shape[1]
     nblk = (F + BLOCK - 1) // BLOCK
-    for job in prange(B * nblk):
+    for job in range(j0, j1):
         bi = job // nblk
         f0 = (job % nblk) * BLOCK
         m = min(BLOCK, F - f0)
@@ -139,8 +140,8 @@ def fdn_solve_forward(U, g, b, c, zr, zi, Hr, Hi, Xr, Xi):
                         hi[f0 + t] += cv * ri[t]
 
 
-@njit(parallel=True, **_OPTS)
-def fdn_solve_backward(U, g, c, zr, zi, Xr, Xi, GHr, GHi, grad_g, part_U, part_b, part_c):
+@njit(**_OPTS)
+def fdn_solve_backward(U, g, c, zr, zi, Xr, Xi, GHr, GHi, grad_g, part_U, part_b, part_c, j0, j1):
     """Adjoint of :func:`fdn_solve_forward`.
 
     With ``Y = M^{-H} c^T G_H`` and ``P = Re(Y X^H)``: ``grad_g[j] = sum_i U_ij P_ij`` (per bin),
@@ -151,7 +152,7 @@ def fdn_solve_backward(U, g, c, zr, zi, Xr, Xi, GHr, GHi, grad_g, part_U, part_b
     nq = Xr.shape[2]
     no = c.shape[1]
     nblk = (F + BLOCK - 1) // BLOCK
-    for job in prange(B * nblk):
+    for job in range(j0, j1):
         bi = job // nblk
         f0 = (job % nblk) * BLOCK
         m = min(BLOCK, F - f0)

@@ -2,17 +2,18 @@
 
 Each row is filtered sample by sample through all sections (transposed direct form II, zero
 initial state); the sections' recursions are independent dependency chains, so the CPU overlaps
-them. Rows run in parallel. Coefficients are normalised (``a0 = 1``) by the caller.
+them. Each call filters the rows ``[r0, r1)``; :func:`vocalfx.functional._util.run_ranges` splits
+the rows over threads. Coefficients are normalised (``a0 = 1``) by the caller.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
-@njit(parallel=True, cache=True, error_model="numpy", nogil=True)
-def sos_forward(x, b, a, keep, ys):
+@njit(cache=True, error_model="numpy", nogil=True)
+def sos_forward(x, b, a, keep, ys, r0, r1):
     """Filter rows ``x`` ``(R, T)`` with sections ``b``, ``a`` ``(R, K, 3)``.
 
     Writes the output of every section into ``ys`` ``(R, K, T)`` when ``keep`` (needed by the
@@ -20,7 +21,7 @@ def sos_forward(x, b, a, keep, ys):
     """
     R, T = x.shape
     K = b.shape[1]
-    for r in prange(R):
+    for r in range(r0, r1):
         s1 = np.zeros(K, dtype=np.float64)
         s2 = np.zeros(K, dtype=np.float64)
         b0 = b[r, :, 0].astype(np.float64)
@@ -41,8 +42,8 @@ def sos_forward(x, b, a, keep, ys):
                 ys[r, 0, n] = v
 
 
-@njit(parallel=True, cache=True, error_model="numpy", nogil=True)
-def sos_backward(x, ys, b, a, g, gx, gb, ga):
+@njit(cache=True, error_model="numpy", nogil=True)
+def sos_backward(x, ys, b, a, g, gx, gb, ga, r0, r1):
     """Adjoint of :func:`sos_forward` (with ``keep``).
 
     For one section ``y[n] = b0 x[n] + b1 x[n-1] + b2 x[n-2] - a1 y[n-1] - a2 y[n-2]`` and output
@@ -51,7 +52,7 @@ def sos_backward(x, ys, b, a, g, gx, gb, ga):
     in one reverse sweep per section, whose ``dx`` is the previous section's output gradient.
     """
     R, K, T = ys.shape
-    for r in prange(R):
+    for r in range(r0, r1):
         cur = np.empty(T, dtype=np.float64)
         for n in range(T):
             cur[n] = g[r, n]

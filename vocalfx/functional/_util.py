@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Callable, Union
 
 import torch
 
@@ -40,3 +40,32 @@ def broadcast_batch(*sizes: int) -> int:
                 raise ValueError(f"batch sizes {sizes} do not broadcast")
             out = s
     return out
+
+
+
+_POOL: list = []  # [ThreadPoolExecutor] once a parallel call has needed one
+
+
+def run_ranges(kernel: Callable[..., None], n_jobs: int, *args) -> None:
+    """Run ``kernel(*args, j0, j1)`` over ``[0, n_jobs)`` split into contiguous ranges, in threads.
+
+    For the compiled (numba, ``nogil``) kernels: as many ranges as torch's intra-op threads
+    (``torch.get_num_threads()``), the calling thread taking the first. Plain threads that block
+    when idle, not numba's ``parallel=True``: its OpenMP pool spins beside torch's own and slowed
+    every torch operation after a kernel by up to 10x on a 2-core machine (``docs/chain.md``).
+    """
+    k = max(1, min(torch.get_num_threads(), n_jobs))
+    if k == 1:
+        kernel(*args, 0, n_jobs)
+        return
+    if not _POOL or _POOL[0]._max_workers < k - 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if _POOL:
+            _POOL.pop().shutdown(wait=False)
+        _POOL.append(ThreadPoolExecutor(max_workers=k - 1, thread_name_prefix="vocalfx-kernel"))
+    bounds = [n_jobs * i // k for i in range(k + 1)]
+    futures = [_POOL[0].submit(kernel, *args, bounds[i], bounds[i + 1]) for i in range(1, k)]
+    kernel(*args, bounds[0], bounds[1])
+    for f in futures:
+        f.result()

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-from scipy.fft import next_fast_len
 
-from .fft import irfft, rfft
+from .fft import fft_length, irfft, rfft
 from ._util import check_audio
 
 __all__ = ["fft_convolve"]
@@ -26,7 +25,7 @@ def fft_convolve(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     check_audio(x)
     T = x.shape[-1]
     h = h[..., :T]
-    n = next_fast_len(T + h.shape[-1] - 1, real=True)
+    n = fft_length(T + h.shape[-1] - 1)
     X = rfft(x, n)
     Hf = rfft(h, n)
     if h.dim() == 4:

@@ -19,11 +19,10 @@ from typing import Tuple
 import numpy as np
 import torch
 from dasp_pytorch.signal import biquad as dasp_biquad
-from scipy.fft import next_fast_len
 import torchaudio.functional as AF
 
-from .fft import irfft, rfft
-from ._util import Param, as_param, check_audio
+from .fft import fft_length, irfft, rfft
+from ._util import Param, as_param, check_audio, run_ranges
 
 __all__ = [
     "peak_coeffs",
@@ -186,7 +185,7 @@ class _SOSFilter(torch.autograd.Function):
         keep = any(ctx.needs_input_grad)
         R, T = xn.shape
         ys = np.empty((R, bn.shape[1] if keep else 1, T), dtype=xn.dtype)
-        sos_forward(xn, bn, an, keep, ys)
+        run_ranges(sos_forward, R, xn, bn, an, keep, ys)
         ctx.save_for_backward(x, b, a)
         ctx.ys = ys
         return torch.from_numpy(ys[:, -1].copy())
@@ -201,8 +200,8 @@ class _SOSFilter(torch.autograd.Function):
         gx = np.empty_like(xn)
         gb = np.empty(b.shape, dtype=np.float64)
         ga = np.empty(a.shape, dtype=np.float64)  # coefficients are float64 (see sosfilt)
-        sos_backward(xn, ys, b.detach().contiguous().numpy(), a.detach().contiguous().numpy(),
-                     grad_y.detach().contiguous().numpy(), gx, gb, ga)
+        run_ranges(sos_backward, xn.shape[0], xn, ys, b.detach().contiguous().numpy(), a.detach().contiguous().numpy(),
+                   grad_y.detach().contiguous().numpy(), gx, gb, ga)
         return torch.from_numpy(gx), torch.from_numpy(gb), torch.from_numpy(ga)
 
 
@@ -255,7 +254,7 @@ def biquad_cascade_fft(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor, *, n_f
     """
     check_audio(x)
     T = x.shape[-1]
-    n = n_fft or next_fast_len(2 * T, real=True)
+    n = n_fft or fft_length(2 * T)
     # the response is computed in float64 even for float32 audio: low-frequency, high-Q biquads
     # lose most of their accuracy in float32 coefficients/trigonometry, and it costs little
     H = cascade_response(b.double(), a.double(), n)  # (B, bins)

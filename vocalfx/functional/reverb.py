@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .fft import irfft
-from ._util import check_audio
+from ._util import check_audio, run_ranges
 from .conv import fft_convolve
 
 __all__ = ["mixing_matrix", "fdn_decay_gains", "fdn_response", "fdn_ir", "fdn_reverb"]
@@ -54,7 +54,7 @@ class _FDNSolve(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, U, g, b, c, z):
-        from ._fdn_kernel import fdn_solve_forward
+        from ._fdn_kernel import BLOCK, fdn_solve_forward
 
         B, n, Fb = g.shape
         npy = lambda t: t.detach().contiguous().numpy()
@@ -64,7 +64,7 @@ class _FDNSolve(torch.autograd.Function):
         Hi = np.empty_like(Hr)
         Xr = np.empty((B, n, b.shape[2], Fb), dt)
         Xi = np.empty_like(Xr)
-        fdn_solve_forward(Un, gn, bn, cn, zn[0], zn[1], Hr, Hi, Xr, Xi)
+        run_ranges(fdn_solve_forward, B * ((Fb + BLOCK - 1) // BLOCK), Un, gn, bn, cn, zn[0], zn[1], Hr, Hi, Xr, Xi)
         ctx.save_for_backward(U, g, c, z)
         ctx.X = (Xr, Xi)
         return torch.complex(torch.from_numpy(Hr), torch.from_numpy(Hi))
@@ -85,8 +85,8 @@ class _FDNSolve(torch.autograd.Function):
         part_b = np.empty((jobs, n, Xr.shape[2]), dt)
         part_c = np.empty((jobs, cn.shape[1], n), dt)
         gH = grad_H.resolve_conj().contiguous()
-        fdn_solve_backward(
-            Un, gn, cn, zn[0], zn[1], Xr, Xi,
+        run_ranges(
+            fdn_solve_backward, jobs, Un, gn, cn, zn[0], zn[1], Xr, Xi,
             npy(gH.real), npy(gH.imag), grad_g, part_U, part_b, part_c,
         )
         nblk = jobs // B

@@ -16,13 +16,12 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 import torch
-from scipy.fft import next_fast_len
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .. import functional as VF
 from .._util_check import check_mono_batch
-from ..functional.fft import rfft, transfer
+from ..functional.fft import fft_length, rfft, transfer
 from ..params import NUM_PARAMS, default_vector, raw_to_native
 from .modules import CompressorExpander, FDNReverb, Pan, PingPongDelay, Send, eq_modules
 
@@ -99,23 +98,30 @@ class VocalChain(nn.Module):
     def _responses(self, native: torch.Tensor, T: int, grad: bool):
         with torch.set_grad_enabled(grad):
             hd = self.delay.ir(native)[..., :T]  # (B, 2, min(T, Ld))
-            hf = self.reverb.ir(native, length=T)  # (B, 2, 2, min(T, Lf))
-        return hd, hf
+            hf = self.reverb.ir(native, length=T, post_eq=False)  # (B, 2, 2, min(T, Lf))
+            he = self.reverb.eq.impulse_response(native).to(hf.dtype)  # (B, 1, Le)
+        return hd, hf, he
 
     def render_post(
-        self, u: torch.Tensor, native: torch.Tensor, responses: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+        self, u: torch.Tensor, native: torch.Tensor, responses: Optional[Tuple[torch.Tensor, ...]] = None
     ) -> torch.Tensor:
-        """The linear part after the compressor, as one transfer function per output channel."""
+        """The linear part after the compressor, as one transfer function per output channel.
+
+        The FDN's post-EQ multiplies the FDN's spectrum (its decayed impulse response on the same
+        grid) instead of filtering the four truncated responses in time: the same output on
+        ``[0, T)``, since the grid holds the whole ``u * h * eq`` (``n >= 2T + Le - 1``).
+        """
         T = u.shape[-1]
-        hd, hf = responses if responses is not None else self._responses(native, T, torch.is_grad_enabled())
-        n = next_fast_len(T + max(hd.shape[-1], hf.shape[-1]) - 1, real=True)
+        hd, hf, he = responses if responses is not None else self._responses(native, T, torch.is_grad_enabled())
+        n = fft_length(T + max(hd.shape[-1], hf.shape[-1] + he.shape[-1] - 1) - 1)
         D = rfft(hd, n)  # (P, 2, bins)
         Fr = rfft(hf, n)  # (P, 2, 2, bins)
+        E = rfft(he, n)  # (P, 1, bins)
         U = rfft(u, n)  # (B, 1, bins)
         send = self.send(native)[:, None, None]
         fdn_in = 1 + send * D  # (B, 2 in, bins)
         P = VF.pan_gains(self.pan.values(native)["position"])  # (B, 2)
-        Hsum = P[:, :, None] + D + (Fr * fdn_in[:, None, :, :]).sum(2)
+        Hsum = P[:, :, None] + D + E * (Fr * fdn_in[:, None, :, :]).sum(2)
         return transfer(U, Hsum, n, T)
 
     def render_reference(self, x: torch.Tensor, native: torch.Tensor) -> dict:

@@ -7,6 +7,7 @@ the functional ops. They are stateless: the parameters live in one flat vector, 
 
 from __future__ import annotations
 
+import math
 from typing import Dict, List, Tuple
 
 import torch
@@ -166,6 +167,29 @@ class ReverbEQ(Effect):
         b, a = self.coeffs(native)
         return VF.cascade_response(b, a, n_fft)
 
+    def impulse_response(self, native: torch.Tensor, tail: float = 1e-12) -> torch.Tensor:
+        """The cascade's impulse response ``(batch, 1, L)`` in float64, run until it has decayed.
+
+        ``L`` is where the slowest pole's envelope (with a margin for the four sections' repeated
+        poles) falls below ``tail``: a few thousand samples within the parameters' ranges
+        (peaks >= 200 Hz with Q <= 3, shelves >= 30 Hz).
+        """
+        b, a = self.coeffs(native.double())
+        a = a / a[..., :1]
+        with torch.no_grad():
+            a1, a2 = a[..., 1], a[..., 2]
+            disc = a1 * a1 - 4 * a2
+            root = disc.abs().sqrt()
+            # |poles|: sqrt(a2) when complex, else the larger magnitude of the two real roots
+            radius = torch.where(disc < 0, a2.abs().sqrt(), torch.maximum((a1 + root).abs(), (a1 - root).abs()) / 2)
+            r = float(radius.max())
+        if not r < 1.0:
+            raise ValueError(f"reverb post-EQ is unstable (pole radius {r:.6f})")
+        length = 64 + int(2.0 * math.log(tail) / math.log(max(r, 1e-3)))
+        impulse = torch.zeros(native.shape[0], 1, length, dtype=torch.float64, device=native.device)
+        impulse[..., 0] = 1.0
+        return VF.sosfilt(impulse, b, a)
+
 
 class FDNReverb(Effect):
     key = "reverb"
@@ -175,11 +199,12 @@ class FDNReverb(Effect):
         super().__init__(sample_rate)
         self.eq = ReverbEQ(sample_rate)
 
-    def ir(self, native: torch.Tensor, length: int | None = None) -> torch.Tensor:
+    def ir(self, native: torch.Tensor, length: int | None = None, post_eq: bool = True) -> torch.Tensor:
         """Response ``(batch, 2 out, 2 in, L)`` including the post-EQ, truncated to ``length``.
 
         As in DiffVox, the post-EQ filters the (12 s, frequency-sampled) response in time; since
-        it is causal, only the first ``length`` samples need filtering.
+        it is causal, only the first ``length`` samples need filtering. ``post_eq=False`` leaves
+        it out (the fused chain applies :meth:`ReverbEQ.impulse_response` as a spectrum).
         """
         v = native[:, self.slice]
         n = len(FDN_DELAYS)
@@ -191,6 +216,8 @@ class FDNReverb(Effect):
         h = VF.fdn_ir(b=b, c=c, decay=decay, mixing=mixing, ir_length=L, delays=FDN_DELAYS)
         if length is not None:
             h = h[..., :length]
+        if not post_eq:
+            return h
         Bn, O, I, n = h.shape
         eb, ea = self.eq.coeffs(native.double())
         h = VF.sosfilt(h.reshape(Bn, O * I, n), eb, ea)
