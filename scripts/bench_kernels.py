@@ -10,9 +10,10 @@ warm-up, in ms, and the ratio.
   gain-computer    the compressor/expander's gain computer: torchcomp's avg + static curve +
                    compressor_core (tensor operations, torchlpc) against the fused numba kernel
                    vocalfx.functional.dynamics.smoothed_gain
-  reverb-post-eq   the FDN's 4-band post-EQ on its 2 x 2 truncated responses: sosfilt in time
-                   against the decayed EQ impulse response's spectrum, which the fused chain
-                   multiplies in (one rFFT of a short response; the product itself is in both)
+  reverb-post-eq   the chain after the compressor (responses, FFTs, transfer), forward + backward:
+                   the FDN's 4-band post-EQ filtering its 2 x 2 truncated responses in time
+                   (sosfilt) against its decayed impulse response's spectrum in the transfer
+                   function, as VocalChain.render_post does
 
 torchcomp's own kernel uses numba's parallel=True, whose OpenMP pool spins beside torch's; this
 script runs numba with the 'workqueue' threading layer so that torchcomp is timed at its best.
@@ -74,27 +75,24 @@ def gain_computer(fused: bool):
 
 def reverb_post_eq(spectrum: bool):
     from vocalfx import VocalChain
-    from vocalfx import functional as VF
-    from vocalfx.functional.fft import fft_length, rfft
     from vocalfx.params import raw_to_native
     from vocalfx.prior import GaussianPrior
 
     chain = VocalChain(44100)
     raw = GaussianPrior.default().mean.float()[None]
-    h = torch.randn(1, 4, T) * 0.01
-    n = fft_length(2 * T - 1)
+    u = torch.randn(4, 1, T, generator=torch.Generator().manual_seed(0)) * 0.1
 
     def run():
         p = raw.clone().requires_grad_(True)
         native = raw_to_native(p)
-        hh = h.clone().requires_grad_(True)
+        uu = u.clone().requires_grad_(True)
         if spectrum:
-            he = chain.reverb.eq.impulse_response(native).float()
-            out = rfft(hh, n) * rfft(he, n)
-        else:
-            b, a = chain.reverb.eq.coeffs(native.double())
-            out = rfft(VF.sosfilt(hh, b, a), n)
-        out.abs().sum().backward()
+            responses = None  # the chain's own: the EQ's impulse response as a spectrum
+        else:  # the post-EQ filters the four truncated responses in time; a unit impulse in its place
+            hd = chain.delay.ir(native)[..., :T]
+            hf = chain.reverb.ir(native, length=T, post_eq=True)
+            responses = (hd, hf, torch.ones(1, 1, 1))
+        chain.render_post(uu, native, responses).square().mean().backward()
 
     return run
 
@@ -110,7 +108,7 @@ def main() -> None:
     rows = [
         ("fft-length", "972000 (5-smooth)", fft_rows(972000), "1048576 (2^20)", fft_rows(1048576)),
         ("gain-computer", "torchcomp", gain_computer(False), "fused kernel", gain_computer(True)),
-        ("reverb-post-eq", "sosfilt in time", reverb_post_eq(False), "EQ response spectrum", reverb_post_eq(True)),
+        ("reverb-post-eq", "sosfilt in time", reverb_post_eq(False), "EQ spectrum", reverb_post_eq(True)),
     ]
     for name, label_a, run_a, label_b, run_b in rows:
         ta, tb = timed(run_a, a.repeats), timed(run_b, a.repeats)

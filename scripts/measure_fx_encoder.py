@@ -7,6 +7,7 @@
 ``speed``: median wall time (after one warm-up) of embedding one 11 s stereo chunk, and of one
 forward+backward of 4 x 11 s dry chunks through ``VocalChain`` (one shared preset, gradient w.r.t.
 its 130 raw values, as one ITO step) with and without the encoder; ``--threads`` torch threads.
+The allocator is tuned as the ``vocalfx`` command tunes it (``VOCALFX_KEEP_HEAP=0`` to compare without).
 
 ``dev``: the evaluation protocol (``vocalfx.evaluation``: dry at -18 LUFS, wet = the true MedleyDB
 preset's render, reference = wet chunks at even positions, input = dry chunks at odd positions,
@@ -73,7 +74,10 @@ def speed(args) -> None:
     t_chain = timed(lambda: step(False), args.repeats)
     t_both = timed(lambda: step(True), args.repeats)
     size = Path(enc.weights_path).stat().st_size
-    print(f"threads {torch.get_num_threads()}, weights {enc.weights_path} ({size / 1e6:.2f} MB)")
+    from vocalfx.alloc import is_applied
+
+    print(f"threads {torch.get_num_threads()}, weights {enc.weights_path} ({size / 1e6:.2f} MB), "
+          f"freed memory kept for reuse: {is_applied()} (docs/chain.md)")
     print(f"embed one 11 s chunk: {1000 * t_embed:.1f} ms")
     print(f"forward+backward 4 x 11 s: chain {t_chain:.3f} s, chain + fx encoder {t_both:.3f} s "
           f"(encoder share {t_both - t_chain:.3f} s)")
@@ -146,6 +150,10 @@ def main() -> None:
     d.add_argument("--threads", type=int, default=1)
     d.add_argument("--tracks", default=None, help="comma-separated track names (default: all)")
     args = ap.parse_args()
+    if args.cmd == "speed":
+        from vocalfx.alloc import apply_from_environment
+
+        apply_from_environment()  # as the vocalfx command does; VOCALFX_KEEP_HEAP=0 to compare without
     torch.set_num_threads(args.threads)
     {"speed": speed, "dev": dev}[args.cmd](args)
 

@@ -2,8 +2,9 @@
 
 One pass per row fuses what torchcomp does in a dozen full-length tensor operations: the
 one-pole power average (``avg``), the static curve in dB and the attack/release gain smoother
-(``compressor_core``). State and arithmetic are float64. Each call filters the rows ``[r0, r1)``; :func:`vocalfx.functional._util.run_ranges` splits
-the rows over threads.
+(``compressor_core``). State and arithmetic are float64; one logarithm and one exponential per
+sample forward, one logarithm backward. Each call processes the rows ``[r0, r1)``;
+:func:`vocalfx.functional._util.run_ranges` splits the rows over threads.
 
 Per sample ``n`` of a row (``e = max(x^2, 1e-8)``, ``s[-1] = 0``, ``g[-1] = 1``)::
 
@@ -26,12 +27,13 @@ import numpy as np
 from numba import njit
 
 _LN10 = math.log(10.0)
+_DB_PER_NEPER_POWER = 10.0 / _LN10  # 10 log10(s) = this * ln(s)
 
 
 @njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _static_gain(s, kc, ct, ke, et):
-    """(u, branch) for the average power ``s``; branch 0: clamped at 0 dB, 1: compressor, 2: expander."""
-    level = 10.0 * math.log10(s)
+    """(u, branch, level_db) for the average power ``s``; branch 0: 0 dB (clamped), 1: compressor, 2: expander."""
+    level = _DB_PER_NEPER_POWER * math.log(s)
     comp = kc * (ct - level)
     exp = ke * (et - level)
     if comp <= exp:
@@ -40,13 +42,18 @@ def _static_gain(s, kc, ct, ke, et):
         g_db, branch = exp, 2
     if g_db > 0.0:
         return 1.0, 0, level
-    return 10.0 ** (g_db / 20.0), branch, level
+    return math.exp(g_db * (_LN10 / 20.0)), branch, level
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def gain_forward(x, p, s, g, r0, r1):
-    """Rows ``x`` ``(R, T)``; ``p`` ``(R, 7)`` = ct, cr, et, er, at, rt, rc. Writes ``s`` and ``g`` (float64)."""
-    R, T = x.shape
+def gain_forward(x, p, s, u, g, r0, r1):
+    """Rows ``x`` ``(R, T)``; ``p`` ``(R, 7)`` = ct, cr, et, er, at, rt, rc.
+
+    Writes the average power ``s``, the static gain ``u`` (negated where the curve is clamped at
+    0 dB, so the backward knows the branch without recomputing it) and the smoothed gain ``g``, all
+    float64, for the rows ``[r0, r1)``.
+    """
+    T = x.shape[1]
     for r in range(r0, r1):
         ct, cr, et, er, at, rt, rc = p[r, 0], p[r, 1], p[r, 2], p[r, 3], p[r, 4], p[r, 5], p[r, 6]
         kc = 1.0 - 1.0 / cr
@@ -57,16 +64,17 @@ def gain_forward(x, p, s, g, r0, r1):
             xv = np.float64(x[r, n])
             acc = rc * max(xv * xv, 1e-8) + (1.0 - rc) * acc
             s[r, n] = acc
-            u, _, _ = _static_gain(acc, kc, ct, ke, et)
-            c = at if u < gain else rt
-            gain = (1.0 - c) * gain + c * u
+            un, branch, _ = _static_gain(acc, kc, ct, ke, et)
+            u[r, n] = -un if branch == 0 else un
+            c = at if un < gain else rt
+            gain = (1.0 - c) * gain + c * un
             g[r, n] = gain
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def gain_backward(x, p, s, g, dg, dx, dp, r0, r1):
+def gain_backward(x, p, s, u, g, dg, dx, dp, r0, r1):
     """Adjoint of :func:`gain_forward` for the output gradient ``dg``; writes ``dx`` ``(R, T)`` and ``dp`` ``(R, 7)``."""
-    R, T = x.shape
+    T = x.shape[1]
     for r in range(r0, r1):
         ct, cr, et, er, at, rt, rc = p[r, 0], p[r, 1], p[r, 2], p[r, 3], p[r, 4], p[r, 5], p[r, 6]
         kc = 1.0 - 1.0 / cr
@@ -77,27 +85,31 @@ def gain_backward(x, p, s, g, dg, dx, dp, r0, r1):
         d_ct = d_cr = d_et = d_er = d_at = d_rt = d_rc = 0.0
         for n in range(T - 1, -1, -1):
             acc = s[r, n]
-            u, branch, level = _static_gain(acc, kc, ct, ke, et)
+            un = u[r, n]
+            clamped = un < 0.0
+            un = abs(un)
             g_prev = g[r, n - 1] if n > 0 else 1.0
-            attack = u < g_prev
+            attack = un < g_prev
             c = at if attack else rt
             lam = np.float64(dg[r, n]) + keep * lam
             keep = 1.0 - c
             if attack:
-                d_at += lam * (u - g_prev)
+                d_at += lam * (un - g_prev)
             else:
-                d_rt += lam * (u - g_prev)
-            d_gdb = c * lam * u * (_LN10 / 20.0)
+                d_rt += lam * (un - g_prev)
             d_level = 0.0
-            if branch == 1:
-                d_level = -kc * d_gdb
-                d_ct += kc * d_gdb
-                d_cr += d_gdb * (ct - level) / (cr * cr)
-            elif branch == 2:
-                d_level = -ke * d_gdb
-                d_et += ke * d_gdb
-                d_er += d_gdb * (et - level) / (er * er)
-            mu = d_level * 10.0 / (_LN10 * acc) + (1.0 - rc) * mu
+            if not clamped:
+                d_gdb = c * lam * un * (_LN10 / 20.0)
+                level = _DB_PER_NEPER_POWER * math.log(acc)
+                if kc * (ct - level) <= ke * (et - level):
+                    d_level = -kc * d_gdb
+                    d_ct += kc * d_gdb
+                    d_cr += d_gdb * (ct - level) / (cr * cr)
+                else:
+                    d_level = -ke * d_gdb
+                    d_et += ke * d_gdb
+                    d_er += d_gdb * (et - level) / (er * er)
+            mu = d_level * _DB_PER_NEPER_POWER / acc + (1.0 - rc) * mu
             xv = np.float64(x[r, n])
             e = xv * xv
             s_prev = s[r, n - 1] if n > 0 else 0.0

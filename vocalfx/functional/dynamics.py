@@ -39,6 +39,8 @@ def lookahead_shift(gain: torch.Tensor, sample_rate: float, lookahead_ms: torch.
     look-ahead). Computed by FFT correlation.
     """
     B, T = gain.shape
+    if lookahead_ms.dim() == 1 and lookahead_ms.shape[0] > 1 and lookahead_ms.stride(0) == 0:
+        lookahead_ms = lookahead_ms[:1]  # one value broadcast to every row: one kernel, one FFT
     left = int(sample_rate * 0.001)
     length = int(sample_rate * (max_lookahead_ms + 1) * 0.001) + 1
     right = length - left - 1
@@ -128,11 +130,10 @@ class _SmoothedGain(torch.autograd.Function):
 
         xn = x.detach().contiguous().numpy()
         pn = torch.stack([q.detach().double() for q in params], 1).contiguous().numpy()
-        s = np.empty(xn.shape, dtype=np.float64)
-        g = np.empty(xn.shape, dtype=np.float64)
-        run_ranges(gain_forward, xn.shape[0], xn, pn, s, g)
+        s, u, g = (np.empty(xn.shape, dtype=np.float64) for _ in range(3))
+        run_ranges(gain_forward, xn.shape[0], xn, pn, s, u, g)
         ctx.save_for_backward(x)
-        ctx.state = (pn, s, g)
+        ctx.state = (pn, s, u, g)
         ctx.dtypes = [q.dtype for q in params]
         return torch.from_numpy(g).to(x.dtype)
 
@@ -141,11 +142,11 @@ class _SmoothedGain(torch.autograd.Function):
         from ._dyn_kernel import gain_backward
 
         (x,) = ctx.saved_tensors
-        pn, s, g = ctx.state
+        pn, s, u, g = ctx.state
         xn = x.detach().contiguous().numpy()
         dx = np.empty(xn.shape, dtype=xn.dtype)
         dp = np.empty(pn.shape, dtype=np.float64)
-        run_ranges(gain_backward, xn.shape[0], xn, pn, s, g, grad.detach().contiguous().numpy(), dx, dp)
+        run_ranges(gain_backward, xn.shape[0], xn, pn, s, u, g, grad.detach().contiguous().numpy(), dx, dp)
         dp = torch.from_numpy(dp)
         return (torch.from_numpy(dx), *(dp[:, i].to(dt) for i, dt in enumerate(ctx.dtypes)))
 

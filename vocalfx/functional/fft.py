@@ -43,15 +43,19 @@ def _scale_bins_(G: torch.Tensor, n: int, interior: float) -> torch.Tensor:
     return G
 
 
-def _rfft_adjoint(X: torch.Tensor, n: int, length: int) -> torch.Tensor:
-    """Adjoint of ``rfft(·, n)`` restricted to the first ``length`` samples."""
+def _rfft_adjoint(X: torch.Tensor, n: int, length: int, scale: float = 1.0, overwrite: bool = False) -> torch.Tensor:
+    """Adjoint of ``rfft(·, n)`` restricted to the first ``length`` samples, times ``scale``.
+
+    ``overwrite``: ``X`` is a temporary the caller gives up (it is scaled in place, not copied).
+    """
     # Re sum_k G_k e^{+j w_k t} = n * irfft(G / weight) with weight 1 at DC/Nyquist, 2 elsewhere
-    G = X.clone()
-    G.mul_(0.5)
+    G = X if overwrite else X.clone()
+    G.mul_(0.5 * n * scale)
     G[..., 0].mul_(2.0)
     if n % 2 == 0:
         G[..., -1].mul_(2.0)
-    return torch.fft.irfft(G, n=n)[..., :length] * n
+    g = torch.fft.irfft(G, n=n)
+    return g if length >= n else g[..., :length].contiguous()  # do not keep the n-point buffer alive
 
 
 def _irfft_adjoint(g: torch.Tensor, n: int, bins: int) -> torch.Tensor:
@@ -164,7 +168,9 @@ class _STFTPower(torch.autograd.Function):
         n = window.shape[0]
         hop = n // 2
         # d|X|^2 = 2 Re(conj(X) dX): the adjoint of rfft applied to 2 grad X, then the window
-        g = _rfft_adjoint(X * (2.0 * grad), n, n) * window  # (rows, frames, n)
+        # X * grad without promoting grad to a complex copy first
+        G = torch.view_as_complex(torch.view_as_real(X) * grad.unsqueeze(-1))
+        g = _rfft_adjoint(G, n, n, scale=2.0, overwrite=True).mul_(window)  # (rows, frames, n)
         rows, frames, _ = g.shape
         out = g.new_zeros(rows, (frames + 1) * hop)
         halves = out.view(rows, frames + 1, hop)
