@@ -81,3 +81,23 @@ def test_match_takes_the_codec_weights_for_a_band_limited_reference():
     res = vocalfx.match(dry, voice_like(6.0, 1), SR, encoder="mfcc", **kw)
     assert res.report.fx_weights == "fx-v1.pt"  # the predicted start still comes from fx's head
     assert res.report.reference_cutoff_hz is None
+
+
+def test_cli_lossy_reference_flag(tmp_path, capsys):
+    """``vocalfx match --lossy-reference``: auto finds the cut-off, no and yes force the weights."""
+    import soundfile as sf
+
+    from vocalfx.cli import main
+
+    dry, ref = tmp_path / "dry.wav", tmp_path / "ref.wav"
+    sf.write(dry, voice_like(6.0, 0)[0].numpy(), SR, subtype="FLOAT")
+    sf.write(ref, brickwall(voice_like(6.0, 1), 11000.0).expand(2, -1).numpy().T, SR, subtype="FLOAT")
+    base = ["match", str(dry), str(ref), "--steps", "1", "--chunk-seconds", "3", "-q"]
+    said = {}
+    for flag in ("auto", "no", "yes"):
+        out = tmp_path / f"out-{flag}.wav"
+        assert main(base + ["-o", str(out), "--lossy-reference", flag]) == 0
+        said[flag] = capsys.readouterr().out
+    assert re.search(r"band-limited at 1[01]\.\d kHz .*fx-codec.pt", said["auto"])
+    assert "fx-codec.pt" not in said["no"]
+    assert "fx-codec.pt" in said["yes"] and "band-limited" not in said["yes"]

@@ -42,7 +42,6 @@ def run(a: argparse.Namespace) -> int:
     if a.model_dir and not a.separate:
         raise CLIError("--model-dir is only used with --separate")
     from ..matching import MatchError, check_steering
-
     for flag, args in (("--only", (a.only, 1.0, None)), ("--strength", (None, a.strength, None)), ("--level", (a.only, 1.0, a.level))):
         try:  # now, not after the separation
             check_steering(*args)
@@ -82,6 +81,7 @@ def run(a: argparse.Namespace) -> int:
         encoder=a.encoder, alpha=a.alpha, steps=a.steps, seed=a.seed, lr=a.lr, space=a.space, prior=prior, init=init,
         chunk_seconds=a.chunk_seconds, normalize_reference=not a.keep_reference_level,
         encoder_options=options, progress=not a.quiet, name=a.name or out.stem, groups=a.only, strength=a.strength, level=a.level,
+        lossy_reference={"auto": None, "yes": True, "no": False}[a.lossy_reference],
     )
     res.preset.source = (
         f"vocalfx match {Path(a.dry).name} -> {Path(a.reference).name} ({a.encoder}, alpha {a.alpha:g}"
@@ -134,8 +134,8 @@ def register(sub: Subparsers) -> None:
     add("--prior", default=None, help="prior .npz (from `vocalfx prior fit`) or 'default' (the shipped prior)")
     add("--init", default=None, help=f"start: 'predicted' (the fx head's guess), 'mean' (the prior mean), a preset file or shipped name (default: {D.MATCH_INIT}; {D.SEPARATED_INIT} with --separate)")
     add("--chunk-seconds", type=float, default=D.CHUNK_SECONDS, help=f"chunk length in s (default: {D.CHUNK_SECONDS:g})")
-    add("--keep-reference-level", action="store_true",
-        help="do not normalise the reference to -18 LUFS; the preset then also matches its loudness")
+    add("--keep-reference-level", action="store_true", help="do not normalise the reference to -18 LUFS; the preset then also matches its loudness")
+    add("--lossy-reference", default="auto", choices=("auto", "yes", "no"), help="reference is MP3/AAC: yes = the fx encoder's codec-robust weights, no = its plain ones, auto = from a codec cut-off (docs/match.md)")
     add("--only", default=None, metavar="GROUPS", help="optimise only these groups, comma-separated from eq, dynamics, delay, "
         "reverb, pan; the others stay exactly at the start (default: all)")
     add("--strength", type=float, default=1.0, help="keep this fraction of the match, 0..1: start + s (match - start) (default: 1)")

@@ -165,6 +165,8 @@ class MatchReport:
         if self.reference_cutoff_hz is not None:
             lines.append(f"the reference is band-limited at {self.reference_cutoff_hz / 1000:.1f} kHz (a lossy codec): "
                          f"fx weights {self.fx_weights}")
+        elif self.fx_weights == _codec_weights_name():
+            lines.append(f"the reference was declared lossy: fx weights {self.fx_weights}")
         if self.groups is not None or self.strength != 1.0:
             lines.append(f"steering: groups {','.join(self.groups) if self.groups else 'all'}, strength {self.strength:g}")
         return "\n".join(lines + timing_lines(self.seconds, self.recoveries))
@@ -268,6 +270,12 @@ def check_steering(
         raise MatchError(f"level={level!r} is set through {LEVEL_PARAM}, which groups {','.join(groups)} keeps fixed: "
                          "add 'dynamics' to the groups or use level='preset'")
     return groups, level
+
+
+def _codec_weights_name() -> str:
+    from ..embed.fx import CODEC_WEIGHTS
+
+    return CODEC_WEIGHTS.name
 
 
 def _fx_weights_name(*encoders: Any) -> Optional[str]:
