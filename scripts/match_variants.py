@@ -6,7 +6,7 @@
 A method spec ``match-with:KEY=VALUE[:KEY=VALUE...]`` runs :func:`vocalfx.match` exactly as the
 ``match`` row does (its defaults, the reference brought to -18 LUFS, the output at the
 reference's loudness) with these keyword arguments changed. Keys: ``encoder``, ``alpha``,
-``steps``, ``lr``, ``init`` (``predicted`` or ``mean``), ``space`` and ``lossy_reference``
+``steps``, ``lr``, ``init`` (``predicted`` or ``mean``), ``space``, ``prediction_weight`` and ``lossy_reference``
 (``true``/``false``: the ``fx`` weights for a lossy reference, or not, instead of deciding from the
 audio). The row is named ``match-with-KEY=VALUE-...``; its cells record the settings.
 """
@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Sequence
 from vocalfx.evaluation import Method, Prediction, register_method
 from vocalfx.evaluation.corpus import EvalError
 
-_TYPES = {"encoder": str, "alpha": float, "steps": int, "lr": float, "init": str, "space": str,
+_TYPES = {"encoder": str, "alpha": float, "steps": int, "lr": float, "init": str, "space": str, "prediction_weight": float,
           "lossy_reference": lambda v: {"true": True, "false": False}[v.lower()]}
 
 

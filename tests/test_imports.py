@@ -257,6 +257,7 @@ def test_cli_defaults_are_the_library_defaults():
     params = inspect.signature(matching.match).parameters
     assert params["alpha"].default == D.MATCH_ALPHA
     assert (params["encoder"].default, params["init"].default) == (D.MATCH_ENCODER, D.MATCH_INIT)
+    assert params["prediction_weight"].default == D.MATCH_PREDICTION_WEIGHT
     assert (D.FIT_STEPS, D.FIT_LR) == (matching.FIT_DEFAULT_STEPS, matching.FIT_DEFAULT_LR)
     assert (D.CHUNK_SECONDS, D.TARGET_LUFS) == (matching.CHUNK_SECONDS, matching.TARGET_LUFS)
     from vocalfx.evaluation import DEFAULT_ALPHAS, DEFAULT_ENCODERS

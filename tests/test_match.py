@@ -321,7 +321,8 @@ def test_match_from_the_predicted_preset():
     from vocalfx.matching.start import predicted_start
 
     dry, ref = vocal_like(4.0), bright_reference()
-    res = match(dry, ref, SR, encoder="mfcc", init="predicted", steps=0, chunk_seconds=CHUNK, progress=False, level="preset")
+    kw = dict(encoder="mfcc", init="predicted", steps=0, chunk_seconds=CHUNK, progress=False, level="preset")
+    res = match(dry, ref, SR, **kw)
     assert res.report.init == "predicted (fx)" and res.report.best_step == 0
     # what match started from is the head's prediction on its own chunks (reference at -18 LUFS)
     enc = get_encoder("fx")
@@ -329,10 +330,17 @@ def test_match_from_the_predicted_preset():
     d, _ = vocalfx.io.loudness_normalize(dry, SR, -18.0)
     expected, _ = predicted_start(active_chunks(r, int(CHUNK * SR), SR)[0], active_chunks(d, int(CHUNK * SR), SR)[0], enc)
     np.testing.assert_allclose(res.preset.raw, expected, rtol=0, atol=1e-6)
-    assert np.abs(expected - GaussianPrior.default().mean.double().numpy()).max() > 0.05  # not the mean
+    mean = GaussianPrior.default().mean.double().numpy()
+    assert np.abs(expected - mean).max() > 0.05  # not the mean
+    # prediction_weight keeps that fraction of the prediction's distance from the prior mean
+    res = match(dry, ref, SR, prediction_weight=0.5, **kw)
+    assert res.report.init == "predicted (fx), weight 0.5 from the prior mean"
+    np.testing.assert_allclose(res.preset.raw, mean + 0.5 * (expected - mean), rtol=1e-7, atol=1e-6)  # float32 preset
+    with pytest.raises(MatchError, match="prediction_weight"):
+        match(dry, ref, SR, prediction_weight=1.5, **kw)
     # with encoder="fx" the same encoder also scores the match; a few steps lower the loss
     res = match(dry, ref, SR, encoder="fx", init="predicted", steps=3, chunk_seconds=CHUNK, progress=False)
-    assert res.report.init == "predicted (fx)" and res.report.loss <= res.report.initial_loss
+    assert res.report.init.startswith("predicted (fx)") and res.report.loss <= res.report.initial_loss
     assert np.isfinite(res.preset.raw).all() and torch.isfinite(res.audio).all()
     with pytest.raises(ValueError, match="MFCCEncoder has no preset head"):
         predicted_start(torch.zeros(1, 2, SR), torch.zeros(1, 1, SR), MFCCEncoder())
@@ -345,4 +353,4 @@ def test_cli_match_init_predicted_with_the_fx_encoder(tmp_path, capsys):
     assert main(["match", str(tmp_path / "dry.wav"), str(tmp_path / "ref.wav"), "-o", str(out), "--chunk-seconds", "2",
                  "--steps", "2", "-q", "--encoder", "fx", "--init", "predicted"]) == 0
     preset = Preset.from_json(tmp_path / "out.preset.json")
-    assert preset.extra["match"]["encoder"] == "fx" and preset.extra["match"]["init"] == "predicted (fx)"
+    assert preset.extra["match"]["encoder"] == "fx" and preset.extra["match"]["init"].startswith("predicted (fx)")

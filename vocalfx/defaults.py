@@ -11,6 +11,7 @@ from typing import Tuple
 __all__ = [
     "MATCH_ENCODER",
     "MATCH_INIT",
+    "MATCH_PREDICTION_WEIGHT",
     "MATCH_STEPS",
     "MATCH_LR",
     "MATCH_ALPHA",
@@ -36,6 +37,12 @@ __all__ = [
 #: (100 steps at 0.05), in 40 % of the steps (docs/fx-encoder.md, "The default").
 MATCH_ENCODER: str = "fx"
 MATCH_INIT: str = "predicted"
+#: ``match``: how much of the fx head's prediction the start keeps, from the prior mean (0) to the
+#: prediction (1): ``start = mean + w (prediction - mean)``. Halfway scores better on the 16 dev
+#: tracks (MSS L/R 0.694 / PMSE 7.92 against 0.708 / 8.16) but worse on the out-of-family check
+#: (MSS L/R 1.110 against 1.060), so the default keeps the whole prediction (docs/fx-encoder.md,
+#: session 11).
+MATCH_PREDICTION_WEIGHT: float = 1.0
 #: ``match``: Adam steps and initial learning rate (cosine-decayed to a tenth). From the
 #: prediction, 40 steps at 0.1 match 100 steps at 0.05 (MSS L/R 0.703 vs 0.706 on the dev tracks).
 MATCH_STEPS: int = 40

@@ -125,6 +125,7 @@ class InferenceTimeOptimisation(Method):
                 prior=context.prior(), init="mean" if init is None else init, chunk_seconds=track.chunk_seconds, normalize_reference=False,
                 encoder_options=context.encoder_options(self.encoder) or None, progress=False,
                 name=f"{track.name}-{self.name}", level=self.level or "preset",
+                prediction_weight=1.0,  # ito-pred starts from the prediction itself (the match row follows the default)
             )
         except MatchError as e:
             raise EvalError(f"{track.name}: {self.name}: {e}") from None

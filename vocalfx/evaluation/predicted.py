@@ -163,6 +163,7 @@ class DefaultMatch(Method):
         from .. import defaults
 
         return {"method": self.name, "encoder": defaults.MATCH_ENCODER, "init": defaults.MATCH_INIT,
+                "prediction_weight": defaults.MATCH_PREDICTION_WEIGHT,
                 "steps": defaults.MATCH_STEPS, "lr": defaults.MATCH_LR, "alpha": defaults.MATCH_ALPHA,
                 "level": "reference", "normalize_reference": True, "prior": context.prior_id(),
                 "predictor_weights_sha256": weights_digest(context)}

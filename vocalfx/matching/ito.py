@@ -314,6 +314,7 @@ def match(
     strength: float = 1.0,
     level: Union[None, str, float] = None,
     lossy_reference: Optional[bool] = None,
+    prediction_weight: float = defaults.MATCH_PREDICTION_WEIGHT,
 ) -> MatchResult:
     """Find the preset that makes ``dry`` sound like ``reference`` (MAP inference-time optimisation).
 
@@ -378,6 +379,10 @@ def match(
             reference that the dry does not have, :func:`vocalfx.matching.lossy.codec_cutoff_hz`;
             reported as ``report.reference_cutoff_hz``). ``encoder_options={"weights": ...}``
             overrides both.
+        prediction_weight: with ``init="predicted"``, how much of the prediction the start keeps:
+            ``prior.mean + w (prediction - prior.mean)``, ``w`` in ``[0, 1]``. Default
+            :data:`vocalfx.defaults.MATCH_PREDICTION_WEIGHT` (0.5: measured better than the whole
+            prediction, docs/fx-encoder.md, session 11); 1 starts from the prediction itself.
 
     Returns:
         A :class:`MatchResult` (``preset``, ``audio`` ``(2, time)``, ``history``, ``report``).
@@ -427,6 +432,8 @@ def match(
     if prior.dim != P.NUM_PARAMS:
         raise MatchError(f"the prior has {prior.dim} dimensions; the chain has {P.NUM_PARAMS}")
     predict_init = isinstance(init, str) and init == PREDICTED
+    if not 0.0 <= prediction_weight <= 1.0:
+        raise MatchError(f"prediction_weight must be in [0, 1], got {prediction_weight!r}")
     if not predict_init:
         try:
             raw0, init_label = start_vector(init, prior)
@@ -489,7 +496,8 @@ def match(
     if predict_init:
         try:
             predictor = enc if callable(getattr(enc, "predict_preset", None)) else get_encoder("fx", sample_rate=rate, **fx_options)
-            raw0, init_label = predicted_start(ref_chunks, dry_chunks, predictor)
+            raw0, init_label = predicted_start(ref_chunks, dry_chunks, predictor,
+                                               prior_mean=prior.mean.double().numpy(), weight=prediction_weight)
             predictor_used = predictor
         except ValueError as e:
             raise MatchError(str(e)) from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 import torch
@@ -47,7 +47,10 @@ def start_vector(init: Any, prior: Any) -> Tuple[np.ndarray, str]:
     return v, "given vector"
 
 
-def predicted_start(reference_chunks: torch.Tensor, dry_chunks: torch.Tensor, predictor: Any) -> Tuple[np.ndarray, str]:
+def predicted_start(
+    reference_chunks: torch.Tensor, dry_chunks: torch.Tensor, predictor: Any,
+    prior_mean: Optional[Any] = None, weight: float = 1.0,
+) -> Tuple[np.ndarray, str]:
     """The preset a trained encoder predicts from the reference and the dry, as a starting point.
 
     The chunks are laid end to end in time (the ``fx`` head pools over time), so every chunk of
@@ -58,13 +61,19 @@ def predicted_start(reference_chunks: torch.Tensor, dry_chunks: torch.Tensor, pr
         dry_chunks: dry chunks ``(n_dry, 1, time)`` at -18 LUFS.
         predictor: an encoder with ``predict_preset(reference, dry=None) -> (batch, 130)``
             (:class:`vocalfx.embed.fx.FxEncoder`).
+        prior_mean, weight: with a mean ``(130,)``, return ``mean + weight (prediction - mean)``:
+            the prediction moved toward the prior mean (``weight`` in ``[0, 1]``; 1, the
+            default, is the prediction itself).
 
     Returns:
-        ``(vector, label)``: a float64 ``(130,)`` vector and ``"predicted (fx)"``.
+        ``(vector, label)``: a float64 ``(130,)`` vector and ``"predicted (fx)"`` (with the
+        weight when it is not 1).
 
     Raises:
-        ValueError: the predictor has no preset head, or predicts NaN or Inf.
+        ValueError: the predictor has no preset head, or predicts NaN or Inf, or a bad weight.
     """
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"prediction weight must be in [0, 1], got {weight!r}")
     if not callable(getattr(predictor, "predict_preset", None)):
         raise ValueError(f"init='predicted': {type(predictor).__name__} has no preset head (predict_preset)")
     n_ref, c, t = reference_chunks.shape
@@ -75,4 +84,8 @@ def predicted_start(reference_chunks: torch.Tensor, dry_chunks: torch.Tensor, pr
         v = predictor.predict_preset(ref, dry=dry)[0].double().numpy().copy()
     if not np.isfinite(v).all():
         raise ValueError("init='predicted': the predicted preset contains NaN or Inf")
-    return v, f"predicted ({getattr(predictor, 'name', 'fx')})"
+    label = f"predicted ({getattr(predictor, 'name', 'fx')})"
+    if prior_mean is None or weight == 1.0:
+        return v, label
+    m = np.asarray(prior_mean, dtype=np.float64).reshape(-1)
+    return m + weight * (v - m), f"{label}, weight {weight:g} from the prior mean"
