@@ -45,6 +45,13 @@ def _static_gain(s, kc, ct, ke, et):
     return math.exp(g_db * (_LN10 / 20.0)), branch, level
 
 
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _row(p, r):
+    """Row ``r``'s parameters with the curve's slopes: ct, cr, 1 - 1/cr, et, er, 1 - 1/er, at, rt, rc."""
+    cr, er = p[r, 1], p[r, 3]
+    return p[r, 0], cr, 1.0 - 1.0 / cr, p[r, 2], er, 1.0 - 1.0 / er, p[r, 4], p[r, 5], p[r, 6]
+
+
 @njit(cache=True, error_model="numpy", nogil=True)
 def gain_forward(x, p, s, u, g, r0, r1):
     """Rows ``x`` ``(R, T)``; ``p`` ``(R, 7)`` = ct, cr, et, er, at, rt, rc.
@@ -55,9 +62,7 @@ def gain_forward(x, p, s, u, g, r0, r1):
     """
     T = x.shape[1]
     for r in range(r0, r1):
-        ct, cr, et, er, at, rt, rc = p[r, 0], p[r, 1], p[r, 2], p[r, 3], p[r, 4], p[r, 5], p[r, 6]
-        kc = 1.0 - 1.0 / cr
-        ke = 1.0 - 1.0 / er
+        ct, cr, kc, et, er, ke, at, rt, rc = _row(p, r)
         acc = 0.0
         gain = 1.0
         for n in range(T):
@@ -76,9 +81,7 @@ def gain_backward(x, p, s, u, g, dg, dx, dp, r0, r1):
     """Adjoint of :func:`gain_forward` for the output gradient ``dg``; writes ``dx`` ``(R, T)`` and ``dp`` ``(R, 7)``."""
     T = x.shape[1]
     for r in range(r0, r1):
-        ct, cr, et, er, at, rt, rc = p[r, 0], p[r, 1], p[r, 2], p[r, 3], p[r, 4], p[r, 5], p[r, 6]
-        kc = 1.0 - 1.0 / cr
-        ke = 1.0 - 1.0 / er
+        ct, cr, kc, et, er, ke, at, rt, rc = _row(p, r)
         lam = 0.0
         keep = 0.0  # 1 - c[n + 1]
         mu = 0.0
