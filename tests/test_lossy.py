@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vocalfx.matching.lossy import codec_cutoff_hz
+from vocalfx.matching.lossy import HOLE_FRACTION, codec_cutoff_hz, codec_evidence, hole_fraction
 
 SR = 44100
 
@@ -78,9 +78,26 @@ def test_match_takes_the_codec_weights_for_a_band_limited_reference():
     assert re.search(r"band-limited at 1[01]\.\d kHz \(a lossy codec\): fx weights fx-codec.pt", res.report.summary())
     res = vocalfx.match(dry, ref, SR, lossy_reference=False, **kw)
     assert res.report.fx_weights == "fx-v1.pt" and res.report.reference_cutoff_hz is None
+    assert res.report.reference_hole_fraction is None  # not looked at when the caller decides
     res = vocalfx.match(dry, voice_like(6.0, 1), SR, encoder="mfcc", **kw)
     assert res.report.fx_weights == "fx-v1.pt"  # the predicted start still comes from fx's head
     assert res.report.reference_cutoff_hz is None
+
+
+def test_match_takes_the_codec_weights_for_a_reference_full_of_holes():
+    pytest.importorskip("pedalboard", reason="pedalboard (the test extra) encodes the MP3")
+    import vocalfx
+    from vocalfx.evaluation.codec import lossy_roundtrip
+
+    dry = brickwall(voice_like(6.0, 0), 7500.0)
+    ref = torch.cat([brickwall(voice_like(6.0, 1), 7500.0), brickwall(voice_like(6.0, 2), 7500.0)])
+    res = vocalfx.match(dry, lossy_roundtrip(ref, SR, "mp3:64"), SR, steps=1, chunk_seconds=3.0, progress=False)
+    assert res.report.reference_cutoff_hz is None and res.report.reference_hole_fraction > HOLE_FRACTION
+    assert res.report.fx_weights == "fx-codec.pt"
+    assert re.search(r"quantisation holes \(\d\.\d % of bins in 2-10 kHz\): fx weights fx-codec.pt", res.report.summary())
+    res = vocalfx.match(dry, ref, SR, steps=1, chunk_seconds=3.0, progress=False)
+    assert res.report.fx_weights == "fx-v1.pt" and res.report.reference_hole_fraction < HOLE_FRACTION
+    assert "holes" not in res.report.summary()
 
 
 def test_cli_lossy_reference_flag(tmp_path, capsys):
@@ -101,3 +118,24 @@ def test_cli_lossy_reference_flag(tmp_path, capsys):
     assert re.search(r"band-limited at 1[01]\.\d kHz .*fx-codec.pt", said["auto"])
     assert "fx-codec.pt" not in said["no"]
     assert "fx-codec.pt" in said["yes"] and "band-limited" not in said["yes"]
+
+
+def test_hole_fraction_of_white_noise_follows_the_exponential_law():
+    """White noise: each bin's power is exponential, so P(p < 0.01 median) = 1 - 2**-0.01 = 0.0069."""
+    x = torch.from_numpy(np.random.default_rng(3).standard_normal((2, 20 * SR))).float()
+    expected = 1.0 - 2.0 ** -0.01  # 20 dB below the median of an exponential law
+    assert hole_fraction(x, SR) == pytest.approx(expected, rel=0.25)
+    assert hole_fraction(0.001 * x, SR) == pytest.approx(hole_fraction(x, SR), rel=1e-6)  # level-free
+
+
+def test_codec_holes_reveal_mp3_where_the_cutoff_is_hidden():
+    """A telephone-band source through MP3 at 64 kbps: no cliff to find, but the holes give it away."""
+    pytest.importorskip("pedalboard", reason="pedalboard (the test extra) encodes the MP3")
+    from vocalfx.evaluation.codec import lossy_roundtrip
+
+    dry = brickwall(voice_like(6.0, 0), 7500.0)
+    ref = torch.cat([brickwall(voice_like(6.0, 1), 7500.0), brickwall(voice_like(6.0, 2), 7500.0)])
+    lossless = codec_evidence(ref, dry, SR)
+    assert lossless.cutoff_hz is None and lossless.hole_fraction < HOLE_FRACTION / 2 and not lossless.lossy
+    lossy = codec_evidence(lossy_roundtrip(ref, SR, "mp3:64"), dry, SR)
+    assert lossy.cutoff_hz is None and lossy.hole_fraction > HOLE_FRACTION and lossy.lossy

@@ -49,7 +49,7 @@ from ..errors import VocalfxError
 from ..preset import Preset
 from .chunks import CHUNK_SECONDS, TARGET_LUFS, active_chunks, active_mask
 from .errors import MatchError
-from .lossy import codec_cutoff_hz
+from .lossy import HOLE_FRACTION, codec_evidence
 from .objectives import ito_nll
 from .optimize import Evaluation, prior_sqrt_cov, run_adam, timing_lines
 from .start import PREDICTED, predicted_start, start_vector
@@ -101,8 +101,11 @@ class MatchReport:
             (``"reference"``, ``"preset"`` or a LUFS value as text); ``level_gain_db``: the gain
             added to ``comp.makeup_db`` for it; ``reference_lufs``: the reference's loudness as given.
         reference_cutoff_hz: the cut-off of a lossy codec found in the reference
-            (:func:`vocalfx.matching.lossy.codec_cutoff_hz`), or ``None``; ``fx_weights``: the
-            file name of the ``fx`` weights used (``None`` if no ``fx`` encoder was used).
+            (:func:`vocalfx.matching.lossy.codec_cutoff_hz`), or ``None``;
+            ``reference_hole_fraction``: its share of a codec's quantisation holes
+            (:func:`vocalfx.matching.lossy.hole_fraction`; ``None`` when ``lossy_reference``
+            was given); ``fx_weights``: the file name of the ``fx`` weights used (``None`` if no
+            ``fx`` encoder was used).
     """
 
     encoder: str
@@ -141,6 +144,7 @@ class MatchReport:
     reference_lufs: float = float("nan")
     reference_cutoff_hz: Optional[float] = None
     fx_weights: Optional[str] = None
+    reference_hole_fraction: Optional[float] = None
 
     def to_dict(self) -> Dict[str, object]:
         return asdict(self)
@@ -165,6 +169,9 @@ class MatchReport:
         if self.reference_cutoff_hz is not None:
             lines.append(f"the reference is band-limited at {self.reference_cutoff_hz / 1000:.1f} kHz (a lossy codec): "
                          f"fx weights {self.fx_weights}")
+        elif self.reference_hole_fraction is not None and self.reference_hole_fraction >= HOLE_FRACTION:
+            lines.append(f"the reference has a lossy codec's quantisation holes ({100 * self.reference_hole_fraction:.1f} % "
+                         f"of bins in 2-10 kHz): fx weights {self.fx_weights}")
         elif self.fx_weights == _codec_weights_name():
             lines.append(f"the reference was declared lossy: fx weights {self.fx_weights}")
         if self.groups is not None or self.strength != 1.0:
@@ -376,13 +383,15 @@ def match(
         lossy_reference: whether the reference went through a lossy codec, which picks the
             ``fx`` encoder's weights: the codec-robust ``fx-codec.pt`` if so, ``fx-v1.pt`` if not.
             Default ``None``: decided from the audio (a codec's brick-wall cut-off in the
-            reference that the dry does not have, :func:`vocalfx.matching.lossy.codec_cutoff_hz`;
-            reported as ``report.reference_cutoff_hz``). ``encoder_options={"weights": ...}``
+            reference that the dry does not have, or its quantisation holes in the band it keeps,
+            :func:`vocalfx.matching.lossy.codec_evidence`; reported as
+            ``report.reference_cutoff_hz`` and ``report.reference_hole_fraction``). ``encoder_options={"weights": ...}``
             overrides both.
         prediction_weight: with ``init="predicted"``, how much of the prediction the start keeps:
             ``prior.mean + w (prediction - prior.mean)``, ``w`` in ``[0, 1]``. Default
-            :data:`vocalfx.defaults.MATCH_PREDICTION_WEIGHT` (0.5: measured better than the whole
-            prediction, docs/fx-encoder.md, session 11); 1 starts from the prediction itself.
+            :data:`vocalfx.defaults.MATCH_PREDICTION_WEIGHT` (1, the prediction itself: smaller
+            weights did better on the dev corpus but worse out of family, docs/fx-encoder.md,
+            session 11).
 
     Returns:
         A :class:`MatchResult` (``preset``, ``audio`` ``(2, time)``, ``history``, ``report``).
@@ -479,8 +488,8 @@ def match(
         dry_chunks, dry_dropped = active_chunks(d, chunk, rate, label=dry_label)
 
     # a codec-band-limited reference gets the fx encoder's codec-robust weights (vocalfx/matching/lossy.py)
-    cutoff_hz = codec_cutoff_hz(r, d, rate) if lossy_reference is None else None
-    use_codec_weights = cutoff_hz is not None if lossy_reference is None else bool(lossy_reference)
+    evidence = codec_evidence(r, d, rate) if lossy_reference is None else None
+    use_codec_weights = evidence.lossy if evidence is not None else bool(lossy_reference)
     encoder_options = dict(encoder_options or {})
     fx_options = {"weights": CODEC_WEIGHTS} if use_codec_weights else {}
     if "fx" in encoder.split("+") and "weights" not in encoder_options:
@@ -589,7 +598,8 @@ def match(
         init=init_label, space=space, seed=int(seed), recoveries=recoveries, seconds=time.perf_counter() - t0,
         groups=list(groups) if groups is not None else None, strength=float(strength),
         level=level if isinstance(level, str) else f"{float(level):g} LUFS", level_gain_db=float(level_gain_db),
-        reference_lufs=float(ref_lufs_given), reference_cutoff_hz=cutoff_hz, fx_weights=_fx_weights_name(enc, predictor_used),
+        reference_lufs=float(ref_lufs_given), reference_cutoff_hz=evidence.cutoff_hz if evidence else None,
+        reference_hole_fraction=evidence.hole_fraction if evidence else None, fx_weights=_fx_weights_name(enc, predictor_used),
     )
     preset = Preset(
         vec,
