@@ -6,7 +6,7 @@ subprocess with `vocalfx.match`'s default settings (or another ``--encoder``) an
 time per step and the peak resident memory of that process. The first repeat also pays for
 loading modules (the numba kernels are cached on disk after the first run ever).
 
-    python scripts/bench_match.py [--repeats 3] [--threads 2] [--encoder NAME]
+    python scripts/bench_match.py [--repeats 3] [--threads 2] [--encoder NAME] [--reference-kbps 64]
 
 Targets (issue 12, for the default match): at most 30 s and 2 GB peak RSS on the project's 2-core machine
 (issue 4's were 120 s and 3 GB).
@@ -48,6 +48,10 @@ def child(a) -> None:
     src = load_audio(shared / "corpus/dev/vocals/sing_06.flac")[:, :n]
     row = np.load(shared / "diffvox-presets/medleydb/raw_params.npy")[8]
     ref = render(src, Preset.from_diffvox(row))
+    if a.reference_kbps:  # an MP3 reference: libsndfile's LAME, as the codec simulation uses
+        from vocalfx.matching.lossy import mp3_roundtrip
+
+        ref = mp3_roundtrip(ref, 44100, a.reference_kbps)
     t0 = time.perf_counter()
     kw = {} if a.encoder == "default" else {"encoder": a.encoder}
     res = vocalfx.match(dry, ref, 44100, progress=False, **kw)
@@ -56,7 +60,8 @@ def child(a) -> None:
     print(json.dumps({"seconds": seconds, "steps": res.report.steps, "rss_mb": rss,
                       "dry_s": dry.shape[-1] / 44100, "ref_s": ref.shape[-1] / 44100,
                       "n_dry_chunks": res.report.n_dry_chunks, "n_ref_chunks": res.report.n_ref_chunks,
-                      "loss": [res.report.initial_loss, res.report.loss]}))
+                      "loss": [res.report.initial_loss, res.report.loss], "fx_weights": res.report.fx_weights,
+                      "simulated_codec": res.report.simulated_codec}))
 
 
 def main() -> int:
@@ -65,6 +70,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--encoder", default="default", help="encoder (default: vocalfx.match's default)")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
+    ap.add_argument("--reference-kbps", type=int, default=0,
+                    help="put the reference through MP3 at this bit rate first (a lossy reference's match)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -73,17 +80,20 @@ def main() -> int:
     import torch
 
     print(f"# bench_match: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{a.threads} threads, encoder {a.encoder}, default settings; load average before: "
+          f"{a.threads} threads, encoder {a.encoder}, default settings"
+          f"{f', reference as MP3 at {a.reference_kbps} kbps' if a.reference_kbps else ''}; load average before: "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     runs = []
     for i in range(a.repeats):
-        cmd = [sys.executable, __file__, "--child", "--threads", str(a.threads), "--encoder", a.encoder, "--shared", a.shared]
+        cmd = [sys.executable, __file__, "--child", "--threads", str(a.threads), "--encoder", a.encoder, "--shared", a.shared,
+               "--reference-kbps", str(a.reference_kbps)]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         r = json.loads(out)
         runs.append(r)
         print(f"run {i + 1}: {r['seconds']:.1f} s for {r['steps']} steps ({r['seconds'] / max(r['steps'], 1):.3f} s/step), "
               f"peak RSS {r['rss_mb']:.0f} MB; {r['dry_s']:.0f} s dry in {r['n_dry_chunks']} chunks, "
-              f"{r['ref_s']:.0f} s reference in {r['n_ref_chunks']} chunks; loss {r['loss'][0]:.3f} -> {r['loss'][1]:.3f}",
+              f"{r['ref_s']:.0f} s reference in {r['n_ref_chunks']} chunks; loss {r['loss'][0]:.3f} -> {r['loss'][1]:.3f}; "
+              f"fx weights {r['fx_weights']}, simulated codec {r['simulated_codec']}",
               flush=True)
     med = statistics.median(r["seconds"] for r in runs)
     rss = max(r["rss_mb"] for r in runs)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from vocalfx.matching.lossy import HOLE_FRACTION, codec_cutoff_hz, codec_evidence, hole_fraction
+from vocalfx.matching.lossy import (HOLE_FRACTION, codec_cutoff_hz, codec_evidence, hole_fraction, mp3_available,
+                                   mp3_roundtrip, mp3_roundtrip_chunks, simulated_kbps)
 
 SR = 44100
 
@@ -93,11 +94,12 @@ def test_match_takes_the_codec_weights_for_a_reference_full_of_holes():
     ref = torch.cat([brickwall(voice_like(6.0, 1), 7500.0), brickwall(voice_like(6.0, 2), 7500.0)])
     res = vocalfx.match(dry, lossy_roundtrip(ref, SR, "mp3:64"), SR, steps=1, chunk_seconds=3.0, progress=False)
     assert res.report.reference_cutoff_hz is None and res.report.reference_hole_fraction > HOLE_FRACTION
-    assert res.report.fx_weights == "fx-codec.pt"
+    assert res.report.fx_weights == "fx-codec.pt" and res.report.simulated_codec.startswith("mp3:")
+    assert re.search(r"renders went through MP3 at \d+ kbps before the encoder", res.report.summary())
     assert re.search(r"quantisation holes \(\d\.\d % of bins in 2-10 kHz\): fx weights fx-codec.pt", res.report.summary())
     res = vocalfx.match(dry, ref, SR, steps=1, chunk_seconds=3.0, progress=False)
     assert res.report.fx_weights == "fx-v1.pt" and res.report.reference_hole_fraction < HOLE_FRACTION
-    assert "holes" not in res.report.summary()
+    assert "holes" not in res.report.summary() and res.report.simulated_codec is None
 
 
 def test_cli_lossy_reference_flag(tmp_path, capsys):
@@ -139,3 +141,55 @@ def test_codec_holes_reveal_mp3_where_the_cutoff_is_hidden():
     assert lossless.cutoff_hz is None and lossless.hole_fraction < HOLE_FRACTION / 2 and not lossless.lossy
     lossy = codec_evidence(lossy_roundtrip(ref, SR, "mp3:64"), dry, SR)
     assert lossy.cutoff_hz is None and lossy.hole_fraction > HOLE_FRACTION and lossy.lossy
+
+
+needs_mp3 = pytest.mark.skipif(not mp3_available(), reason="this libsndfile cannot write MP3")
+
+
+@needs_mp3
+def test_mp3_roundtrip_keeps_length_level_and_alignment():
+    """Through libsndfile's LAME and back: same shape, aligned (a lag would ruin the SNR), better with more bits."""
+    x = torch.cat([voice_like(6.0, 1), voice_like(6.0, 2)])
+    snr = {}
+    for kbps in (64, 192):
+        y = mp3_roundtrip(x, SR, kbps)
+        assert y.shape == x.shape and y.dtype == torch.float32 and torch.isfinite(y).all()
+        snr[kbps] = float(10 * torch.log10(x.square().sum() / (y - x).square().sum()))
+        assert abs(float(10 * torch.log10(y.square().mean() / x.square().mean()))) < 1.0  # level kept
+    assert 8.0 < snr[64] < snr[192]
+    with pytest.raises(ValueError, match="bit rate"):
+        mp3_roundtrip(x, SR, 32)
+    with pytest.raises(ValueError, match="silent"):
+        mp3_roundtrip(torch.zeros(2, SR), SR, 64)
+
+
+@needs_mp3
+def test_simulated_bit_rate_is_the_one_that_made_the_holes():
+    x = torch.cat([voice_like(6.0, 1), voice_like(6.0, 2)])
+    for kbps in (64, 96, 128):
+        assert simulated_kbps(hole_fraction(mp3_roundtrip(x, SR, kbps), SR), x[None], SR) == kbps
+
+
+@needs_mp3
+def test_codec_in_the_objective_is_straight_through():
+    """The value is the codec's, the gradient the identity's."""
+    from vocalfx.matching.ito import _through_codec
+
+    x = torch.cat([voice_like(3.0, 1), voice_like(3.0, 2)]).reshape(2, 2, -1).permute(1, 0, 2).contiguous()
+    x.requires_grad_(True)
+    y = _through_codec(x, SR, 64)
+    expected = torch.stack([mp3_roundtrip(c, SR, 64) for c in x.detach()])
+    torch.testing.assert_close(y.detach(), expected, atol=1e-6, rtol=0)
+    threads = torch.get_num_threads()
+    try:  # the chunks are coded on threads; the result must not depend on how many
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            torch.testing.assert_close(mp3_roundtrip_chunks(x.detach(), SR, 64), expected, atol=0, rtol=0)
+    finally:
+        torch.set_num_threads(threads)
+    w = torch.randn_like(x)
+    (y * w).sum().backward()
+    torch.testing.assert_close(x.grad, w)
+    silent = torch.zeros(1, 2, SR)
+    assert _through_codec(silent, SR, 64) is silent
+

@@ -135,7 +135,7 @@ def register(sub: Subparsers) -> None:
     add("--init", default=None, help=f"start: 'predicted' (the fx head's guess), 'mean' (the prior mean), a preset file or shipped name (default: {D.MATCH_INIT}; {D.SEPARATED_INIT} with --separate)")
     add("--chunk-seconds", type=float, default=D.CHUNK_SECONDS, help=f"chunk length in s (default: {D.CHUNK_SECONDS:g})")
     add("--keep-reference-level", action="store_true", help="do not normalise the reference to -18 LUFS; the preset then also matches its loudness")
-    add("--lossy-reference", default="auto", choices=("auto", "yes", "no"), help="reference is MP3/AAC: yes = the fx encoder's codec-robust weights, no = its plain ones, auto = from a codec cut-off (docs/match.md)")
+    add("--lossy-reference", default="auto", choices=("auto", "yes", "no"), help="reference is MP3/AAC: yes = the fx encoder's codec-robust weights, no = its plain ones, auto = from a codec cut-off or quantisation holes (docs/match.md)")
     add("--only", default=None, metavar="GROUPS", help="optimise only these groups, comma-separated from eq, dynamics, delay, "
         "reverb, pan; the others stay exactly at the start (default: all)")
     add("--strength", type=float, default=1.0, help="keep this fraction of the match, 0..1: start + s (match - start) (default: 1)")

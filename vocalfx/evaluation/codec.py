@@ -26,10 +26,10 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
+from ..matching.lossy import MAX_LAG, align_decoded
+
 __all__ = ["MAX_LAG", "parse_codec", "lossy_roundtrip"]
 
-#: Longest decoder delay searched for when re-aligning (samples).
-MAX_LAG = 4096
 _CODEC = re.compile(r"^mp3:(\d+)$")
 
 
@@ -77,13 +77,4 @@ def lossy_roundtrip(audio: torch.Tensor, sample_rate: int, spec: str) -> torch.T
         f.write((x * scale).astype(np.float32))
     with AudioFile(io.BytesIO(buf.getvalue())) as f:
         y = f.read(f.frames).astype(np.float64)
-    n = x.shape[1]
-    span = min(n, 2 * sample_rate)
-    a, b = x.mean(0)[:span], y.mean(0)[: span + MAX_LAG]
-    size = 1 << int(np.ceil(np.log2(len(b) + len(a))))
-    xc = np.fft.irfft(np.fft.rfft(b, size) * np.conj(np.fft.rfft(a, size)), size)[: MAX_LAG + 1]
-    lag = int(np.argmax(xc))
-    y = y[:, lag : lag + n]
-    if y.shape[1] < n:
-        y = np.pad(y, ((0, 0), (0, n - y.shape[1])))
-    return torch.from_numpy(y / scale).to(torch.float32)
+    return torch.from_numpy(align_decoded(x, y, MAX_LAG) / scale).to(torch.float32)

@@ -49,7 +49,7 @@ from ..errors import VocalfxError
 from ..preset import Preset
 from .chunks import CHUNK_SECONDS, TARGET_LUFS, active_chunks, active_mask
 from .errors import MatchError
-from .lossy import HOLE_FRACTION, codec_evidence
+from .lossy import HOLE_FRACTION, codec_evidence, hole_fraction, mp3_available, mp3_roundtrip_chunks, simulated_kbps
 from .objectives import ito_nll
 from .optimize import Evaluation, prior_sqrt_cov, run_adam, timing_lines
 from .start import PREDICTED, predicted_start, start_vector
@@ -105,7 +105,9 @@ class MatchReport:
             ``reference_hole_fraction``: its share of a codec's quantisation holes
             (:func:`vocalfx.matching.lossy.hole_fraction`; ``None`` when ``lossy_reference``
             was given); ``fx_weights``: the file name of the ``fx`` weights used (``None`` if no
-            ``fx`` encoder was used).
+            ``fx`` encoder was used); ``simulated_codec``: for a lossy reference, the codec each
+            render went through before the encoder (``"mp3:KBPS"``, :func:`vocalfx.matching.lossy.simulated_kbps`),
+            ``"unavailable"`` if libsndfile cannot write MP3, else ``None``.
     """
 
     encoder: str
@@ -145,6 +147,7 @@ class MatchReport:
     reference_cutoff_hz: Optional[float] = None
     fx_weights: Optional[str] = None
     reference_hole_fraction: Optional[float] = None
+    simulated_codec: Optional[str] = None
 
     def to_dict(self) -> Dict[str, object]:
         return asdict(self)
@@ -174,6 +177,10 @@ class MatchReport:
                          f"of bins in 2-10 kHz): fx weights {self.fx_weights}")
         elif self.fx_weights == _codec_weights_name():
             lines.append(f"the reference was declared lossy: fx weights {self.fx_weights}")
+        if self.simulated_codec == "unavailable":
+            lines.append("renders were not put through MP3 like the reference: this libsndfile cannot write MP3 (pip install -U soundfile)")
+        elif self.simulated_codec is not None:
+            lines.append(f"renders went through {self.simulated_codec.replace('mp3:', 'MP3 at ')} kbps before the encoder, as the reference did")
         if self.groups is not None or self.strength != 1.0:
             lines.append(f"steering: groups {','.join(self.groups) if self.groups else 'all'}, strength {self.strength:g}")
         return "\n".join(lines + timing_lines(self.seconds, self.recoveries))
@@ -277,6 +284,18 @@ def check_steering(
         raise MatchError(f"level={level!r} is set through {LEVEL_PARAM}, which groups {','.join(groups)} keeps fixed: "
                          "add 'dynamics' to the groups or use level='preset'")
     return groups, level
+
+
+def _through_codec(chunks: torch.Tensor, sample_rate: int, kbps: int) -> torch.Tensor:
+    """``chunks`` ``(n, channels, time)`` as MP3 at ``kbps`` gives each back, straight through.
+
+    The value is the codec's; the gradient is the identity's (the codec is not differentiable).
+    Silent or non-finite renders are returned as they are (the optimiser handles the latter).
+    """
+    x = chunks.detach()
+    if not bool(torch.isfinite(x).all()) or not float(x.abs().amax()) > 0:
+        return chunks
+    return chunks + (mp3_roundtrip_chunks(x, sample_rate, kbps) - x)
 
 
 def _codec_weights_name() -> str:
@@ -385,7 +404,10 @@ def match(
             Default ``None``: decided from the audio (a codec's brick-wall cut-off in the
             reference that the dry does not have, or its quantisation holes in the band it keeps,
             :func:`vocalfx.matching.lossy.codec_evidence`; reported as
-            ``report.reference_cutoff_hz`` and ``report.reference_hole_fraction``). ``encoder_options={"weights": ...}``
+            ``report.reference_cutoff_hz`` and ``report.reference_hole_fraction``). With a lossy
+            reference and an ``fx`` encoder, each render also goes through MP3 before the
+            encoder, at the bit rate that best reproduces the reference's holes
+            (``report.simulated_codec``; the gradient passes straight through). ``encoder_options={"weights": ...}``
             overrides both.
         prediction_weight: with ``init="predicted"``, how much of the prediction the start keeps:
             ``prior.mean + w (prediction - prior.mean)``, ``w`` in ``[0, 1]``. Default
@@ -520,6 +542,18 @@ def match(
     deg = 180.0 / math.pi
 
     raw0_t = torch.tensor(raw0, dtype=torch.float32)
+    # a lossy reference is compared with renders through the same kind of codec (vocalfx/matching/lossy.py)
+    codec_kbps, simulated_codec = None, None
+    if use_codec_weights and "fx" in encoder.split("+"):
+        if not mp3_available():
+            simulated_codec = "unavailable"
+        else:
+            holes = evidence.hole_fraction if evidence is not None else hole_fraction(r, rate)
+            with torch.no_grad():
+                start = chain(dry_chunks, params=raw0_t.unsqueeze(0)) * scale
+            if bool(torch.isfinite(start).all()) and float(start.abs().amax()) > 0:
+                codec_kbps = simulated_kbps(holes, start, rate)
+                simulated_codec = f"mp3:{codec_kbps}"
     mask_np = group_mask(groups)
     mask = torch.from_numpy(mask_np)
 
@@ -527,6 +561,8 @@ def match(
         if groups is not None:
             v = masked(v, raw0_t, mask)  # the fixed groups stay at the start (zero gradient there)
         pred = chain(dry_chunks, params=v.unsqueeze(0)) * scale
+        if codec_kbps is not None:
+            pred = _through_codec(pred, rate, codec_kbps)
         nll, s_mid, s_side = ito_nll(enc(pred), ref_emb)
         log_prior = prior.log_prob(v)
         loss = nll - alpha * log_prior if alpha > 0 else nll
@@ -599,7 +635,8 @@ def match(
         groups=list(groups) if groups is not None else None, strength=float(strength),
         level=level if isinstance(level, str) else f"{float(level):g} LUFS", level_gain_db=float(level_gain_db),
         reference_lufs=float(ref_lufs_given), reference_cutoff_hz=evidence.cutoff_hz if evidence else None,
-        reference_hole_fraction=evidence.hole_fraction if evidence else None, fx_weights=_fx_weights_name(enc, predictor_used),
+        reference_hole_fraction=evidence.hole_fraction if evidence else None, simulated_codec=simulated_codec,
+        fx_weights=_fx_weights_name(enc, predictor_used),
     )
     preset = Preset(
         vec,
