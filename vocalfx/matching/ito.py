@@ -49,7 +49,7 @@ from ..errors import VocalfxError
 from ..preset import Preset
 from .chunks import CHUNK_SECONDS, TARGET_LUFS, active_chunks, active_mask
 from .errors import MatchError
-from .lossy import HOLE_FRACTION, codec_evidence, hole_fraction, mp3_available, mp3_roundtrip_chunks, simulated_kbps
+from .lossy import HOLE_FRACTION, codec_evidence, hole_fraction, mp3_available, mp3_roundtrip, simulated_kbps
 from .objectives import ito_nll
 from .optimize import Evaluation, prior_sqrt_cov, run_adam, timing_lines
 from .start import PREDICTED, predicted_start, start_vector
@@ -287,7 +287,7 @@ def check_steering(
 
 
 def _through_codec(chunks: torch.Tensor, sample_rate: int, kbps: int) -> torch.Tensor:
-    """``chunks`` ``(n, channels, time)`` as MP3 at ``kbps`` gives each back, straight through.
+    """``chunks`` ``(n, channels, time)`` as MP3 at ``kbps`` gives them back, straight through.
 
     The value is the codec's; the gradient is the identity's (the codec is not differentiable).
     Silent or non-finite renders are returned as they are (the optimiser handles the latter).
@@ -295,7 +295,9 @@ def _through_codec(chunks: torch.Tensor, sample_rate: int, kbps: int) -> torch.T
     x = chunks.detach()
     if not bool(torch.isfinite(x).all()) or not float(x.abs().amax()) > 0:
         return chunks
-    return chunks + (mp3_roundtrip_chunks(x, sample_rate, kbps) - x)
+    n, c, t = x.shape  # coded end to end, as one stream, as the reference was
+    coded = mp3_roundtrip(x.permute(1, 0, 2).reshape(c, n * t), sample_rate, kbps).reshape(c, n, t).permute(1, 0, 2)
+    return chunks + (coded - x)
 
 
 def _codec_weights_name() -> str:
