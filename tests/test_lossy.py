@@ -92,7 +92,8 @@ def test_match_takes_the_codec_weights_for_a_reference_full_of_holes():
 
     dry = brickwall(voice_like(6.0, 0), 7500.0)
     ref = torch.cat([brickwall(voice_like(6.0, 1), 7500.0), brickwall(voice_like(6.0, 2), 7500.0)])
-    res = vocalfx.match(dry, lossy_roundtrip(ref, SR, "mp3:64"), SR, steps=1, chunk_seconds=3.0, progress=False)
+    coded = lossy_roundtrip(ref, SR, "mp3:64")
+    res = vocalfx.match(dry, coded, SR, steps=1, chunk_seconds=3.0, progress=False)
     assert res.report.reference_cutoff_hz is None and res.report.reference_hole_fraction > HOLE_FRACTION
     assert res.report.fx_weights == "fx-codec.pt" and res.report.simulated_codec.startswith("mp3:")
     assert re.search(r"renders went through MP3 at \d+ kbps before the encoder", res.report.summary())
@@ -100,6 +101,9 @@ def test_match_takes_the_codec_weights_for_a_reference_full_of_holes():
     res = vocalfx.match(dry, ref, SR, steps=1, chunk_seconds=3.0, progress=False)
     assert res.report.fx_weights == "fx-v1.pt" and res.report.reference_hole_fraction < HOLE_FRACTION
     assert "holes" not in res.report.summary() and res.report.simulated_codec is None
+    res = vocalfx.match(dry, coded, SR, encoder="mfcc", init="mean", steps=1, chunk_seconds=3.0, progress=False)
+    assert res.report.fx_weights is None and res.report.simulated_codec is None  # only the fx encoder changes
+    assert "quantisation holes" in res.report.summary() and "no fx encoder in use" in res.report.summary()
 
 
 def test_cli_lossy_reference_flag(tmp_path, capsys):

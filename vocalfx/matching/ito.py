@@ -169,12 +169,12 @@ class MatchReport:
             f"output {self.output_lufs:.1f} LUFS, peak {self.output_peak_dbfs:+.1f} dBFS"
             + ("" if self.level == "preset" else f" (level: {self.level}, {self.level_gain_db:+.2f} dB on {LEVEL_PARAM})"),
         ]
+        weights = f"fx weights {self.fx_weights}" if self.fx_weights else "no fx encoder in use"
         if self.reference_cutoff_hz is not None:
-            lines.append(f"the reference is band-limited at {self.reference_cutoff_hz / 1000:.1f} kHz (a lossy codec): "
-                         f"fx weights {self.fx_weights}")
+            lines.append(f"the reference is band-limited at {self.reference_cutoff_hz / 1000:.1f} kHz (a lossy codec): {weights}")
         elif self.reference_hole_fraction is not None and self.reference_hole_fraction >= HOLE_FRACTION:
             lines.append(f"the reference has a lossy codec's quantisation holes ({100 * self.reference_hole_fraction:.1f} % "
-                         f"of bins in 2-10 kHz): fx weights {self.fx_weights}")
+                         f"of bins in 2-10 kHz): {weights}")
         elif self.fx_weights == _codec_weights_name():
             lines.append(f"the reference was declared lossy: fx weights {self.fx_weights}")
         if self.simulated_codec == "unavailable":
