@@ -6,20 +6,24 @@
 A method spec ``match-with:KEY=VALUE[:KEY=VALUE...]`` runs :func:`vocalfx.match` exactly as the
 ``match`` row does (its defaults, the reference brought to -18 LUFS, the output at the
 reference's loudness) with these keyword arguments changed. Keys: ``encoder``, ``alpha``,
-``steps``, ``lr``, ``init`` (``predicted`` or ``mean``), ``space``, ``prediction_weight`` and ``lossy_reference``
+``steps``, ``lr``, ``init`` (``predicted`` or ``mean``), ``space``, ``prediction_weight``, ``lossy_reference``
 (``true``/``false``: the ``fx`` weights for a lossy reference, or not, instead of deciding from the
-audio). The row is named ``match-with-KEY=VALUE-...``; its cells record the settings.
+audio) and ``weights`` (an ``fx`` weights file used instead of the shipped ones, for the start and
+the objective; the row is named by the file's name, its cells record the file's SHA-256). The row
+is named ``match-with-KEY=VALUE-...``; its cells record the settings.
 """
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 from vocalfx.evaluation import Method, Prediction, register_method
 from vocalfx.evaluation.corpus import EvalError
 
 _TYPES = {"encoder": str, "alpha": float, "steps": int, "lr": float, "init": str, "space": str, "prediction_weight": float,
-          "lossy_reference": lambda v: {"true": True, "false": False}[v.lower()]}
+          "lossy_reference": lambda v: {"true": True, "false": False}[v.lower()], "weights": str}
 
 
 @register_method("match-with")
@@ -48,15 +52,21 @@ class MatchWith(Method):
 
     @property
     def name(self) -> str:
-        return "match-with-" + "-".join(f"{k}={v}" for k, v in self.settings.items())
+        return "match-with-" + "-".join(f"{k}={Path(v).name if k == 'weights' else v}" for k, v in self.settings.items())
 
     @property
     def spec(self) -> str:
         return "match-with:" + ":".join(f"{k}={v}" for k, v in self.settings.items())
 
     def config(self, context: Any) -> Dict[str, Any]:
-        return {"method": self.name, "settings": {k: str(v) for k, v in self.settings.items()},
-                "prior": context.prior_id()}
+        config = {"method": self.name, "settings": {k: str(v) for k, v in self.settings.items()},
+                  "prior": context.prior_id()}
+        if "weights" in self.settings:
+            path = Path(self.settings["weights"])
+            if not path.is_file():
+                raise EvalError(f"match-with: weights file {str(path)!r} does not exist")
+            config["weights_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        return config
 
     def predict(self, track: Any, context: Any) -> Prediction:
         from vocalfx.matching import MatchError, match
@@ -64,9 +74,12 @@ class MatchWith(Method):
         n_in, _, length = track.input.shape
         dry = track.input.permute(1, 0, 2).reshape(1, n_in * length)
         reference = track.reference.permute(1, 0, 2).reshape(2, -1)
+        settings = dict(self.settings)
+        if "weights" in settings:
+            settings["encoder_options"] = {"weights": settings.pop("weights")}
         try:
             res = match(dry, reference, track.sample_rate, prior=context.prior(), chunk_seconds=track.chunk_seconds,
-                        progress=False, name=f"{track.name}-{self.name}", **self.settings)
+                        progress=False, name=f"{track.name}-{self.name}", **settings)
         except MatchError as e:
             raise EvalError(f"{track.name}: {self.name}: {e}") from None
         report = res.report.to_dict()
