@@ -13,7 +13,7 @@ difference of the 130 raw values). Three measurements:
    the ones the prior was fitted to), its other 20 rows, and the MedleyDB rows of the dev protocol:
    the mean squared whitened coordinate ``z^2`` under the shipped prior (1 for presets drawn from
    it), the share of coordinates with ``|z| > 3`` (outside the head's range) and the PMSE of the
-   prior mean.
+   prior mean, split per module into squared bias and spread across the collection.
 2. **A start between the prediction and the prior mean**, ``mean + w (prediction - mean)``, on
    held-out tracks of the training distribution: the validation voices of ``DATA/chunks.json``
    (never trained on) rendered with presets of three kinds (prior samples, perturbed
@@ -113,8 +113,12 @@ def collections_under_prior(prior, L, sets: Dict[str, np.ndarray]) -> Dict[str, 
     for name, raw in sets.items():
         r = torch.as_tensor(raw, dtype=torch.float64)
         z = torch.linalg.solve_triangular(L, (r - mean).T, upper=False).T
+        d = r - mean
+        per_module = {m: dict(spread=float(d[:, idx].var(0, unbiased=False).sum()) / r.shape[1],
+                              bias2=float(d[:, idx].mean(0).square().sum()) / r.shape[1])
+                      for m, idx in modules().items()}
         out[name] = dict(n=len(r), mean_z2=float(z.square().mean()), share_abs_z_over_3=float((z.abs() > 3).double().mean()),
-                         pmse_prior_mean=float((r - mean).square().mean()))
+                         pmse_prior_mean=float(d.square().mean()), per_module=per_module)
     return out
 
 
@@ -203,6 +207,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name, c in report["collections"].items():
         print(f"  {name:24s} n={c['n']:3d}  mean z^2 {c['mean_z2']:.2f}  |z| > 3: {100 * c['share_abs_z_over_3']:.1f} %  "
               f"PMSE of the prior mean {c['pmse_prior_mean']:.2f}")
+    print("  per module, PMSE of the prior mean = squared bias + spread (each summed over the module's values / 130):")
+    for m in modules():
+        print(f"    {m:22s} " + "  ".join(f"{name}: bias^2 {c['per_module'][m]['bias2']:.3f} spread {c['per_module'][m]['spread']:.3f}"
+                                        for name, c in report["collections"].items()))
 
     print("2. start = mean + w (prediction - mean), held-out voices of the training distribution (PMSE)")
     voices = validation_voices(args.data)
