@@ -77,8 +77,14 @@ def run_case(case: str, repeats: int, threads: int) -> dict:
         step()
         times.append(time.perf_counter() - t)
     rss_mb = _peak_rss_mb()
-    return {"case": case, "median_s": statistics.median(times), "min_s": min(times), "peak_rss_mb": rss_mb,
-            "repeats": repeats, "heap_kept": is_applied()}
+    return {
+        "case": case,
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "peak_rss_mb": rss_mb,
+        "repeats": repeats,
+        "heap_kept": is_applied(),
+    }
 
 
 def _peak_rss_mb() -> float:
@@ -109,20 +115,28 @@ def main() -> None:
     import torch
 
     print(f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"vocalfx chain benchmark: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, {a.threads} threads, float32, median of {a.repeats} after 1 warm-up")
+    print(
+        f"vocalfx chain benchmark: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, {a.threads} threads, float32, median of {a.repeats} after 1 warm-up"
+    )
     print(f"{'case':<18} {'median s':>9} {'min s':>8} {'peak RSS MB':>12}  target")
     for case in CASES:
-        out = subprocess.run([sys.executable, __file__, "--case", case, "--repeats", str(a.repeats), "--threads", str(a.threads)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--case", case, "--repeats", str(a.repeats), "--threads", str(a.threads)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         r = json.loads(out.stdout.strip().splitlines()[-1])
         tgt = TARGETS.get(case)
         tgt_s = f"<= {tgt} s: {'met' if r['median_s'] <= tgt else 'NOT met'}" if tgt else ""
         print(f"{case:<18} {r['median_s']:9.3f} {r['min_s']:8.3f} {r['peak_rss_mb']:12.0f}  {tgt_s}")
-    alloc = ("freed memory kept in the heap (vocalfx/alloc.py); set VOCALFX_KEEP_HEAP=0 to compare" if r["heap_kept"]
-             else "untouched (VOCALFX_KEEP_HEAP=0, or not glibc)")
-    print(f"allocator: {alloc}; load average after "
-          + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    alloc = (
+        "freed memory kept in the heap (vocalfx/alloc.py); set VOCALFX_KEEP_HEAP=0 to compare"
+        if r["heap_kept"]
+        else "untouched (VOCALFX_KEEP_HEAP=0, or not glibc)"
+    )
+    print(f"allocator: {alloc}; load average after " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -44,15 +44,19 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=10, help="counted runs per command (default: 10)")
     ap.add_argument("--exe", default=str(Path(sys.executable).parent / "vocalfx"), help="the vocalfx executable")
     a = ap.parse_args()
-    print(f"# bench_cli_help: {os.cpu_count()} cores, {a.runs} runs each after a warm-up; "
-          f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"# bench_cli_help: {os.cpu_count()} cores, {a.runs} runs each after a warm-up; "
+        f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     worst = 0.0
     for cmd in COMMANDS:
         walls, cpus = time_runs([a.exe, *cmd], a.runs)
         med = statistics.median(walls)
         worst = max(worst, med)
-        print(f"vocalfx {' '.join(cmd):<20} wall median {med:.3f} s (min {min(walls):.3f}, max {max(walls):.3f}), "
-              f"cpu median {statistics.median(cpus):.3f} s")
+        print(
+            f"vocalfx {' '.join(cmd):<20} wall median {med:.3f} s (min {min(walls):.3f}, max {max(walls):.3f}), "
+            f"cpu median {statistics.median(cpus):.3f} s"
+        )
     print(f"slowest median {worst:.3f} s (target <= {TARGET_S:g} s: {'met' if worst <= TARGET_S else 'NOT met'})")
     return 0 if worst <= TARGET_S else 1
 

@@ -34,8 +34,22 @@ ROOT = Path(__file__).resolve().parents[1]
 def run(pairs: Path, out: Path, engine: str, jobs: int) -> float:
     if out.exists():
         shutil.rmtree(out)
-    cmd = [sys.executable, "-m", "vocalfx.cli", "match-batch", str(pairs), "-o", str(out), "--engine", engine,
-           "--jobs", str(jobs), "--threads", "1", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vocalfx.cli",
+        "match-batch",
+        str(pairs),
+        "-o",
+        str(out),
+        "--engine",
+        engine,
+        "--jobs",
+        str(jobs),
+        "--threads",
+        "1",
+        "-q",
+    ]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     dt = time.perf_counter() - t0
@@ -45,7 +59,11 @@ def run(pairs: Path, out: Path, engine: str, jobs: int) -> float:
 
 
 def item_seconds(out: Path) -> list:
-    return [json.loads(p.read_text())["seconds"] for p in (out / "items").glob("*.json") if not p.name.endswith(".preset.json")]
+    return [
+        json.loads(p.read_text())["seconds"]
+        for p in (out / "items").glob("*.json")
+        if not p.name.endswith(".preset.json")
+    ]
 
 
 def presets(out: Path) -> dict:
@@ -73,14 +91,23 @@ def main() -> None:
             print(f"run {r + 1}/{a.repeat} {engine}: {times[engine][-1]:.1f} s", flush=True)
     same = all(np.array_equal(presets(a.out / "local-0")[k], v) for k, v in presets(a.out / "ray-0").items())
     med = {e: statistics.median(t) for e, t in times.items()}
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.processor())
-    print(f"\n{a.items} default matches of the bundled example (12 s dry, 12 s reference), {a.jobs} workers x 1 thread, "
-          f"{a.repeat} run(s) per engine; {os.cpu_count()} CPUs ({cpu}), load at end {os.getloadavg()[0]:.2f}")
+    cpu = next(
+        (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
+        platform.processor(),
+    )
+    print(
+        f"\n{a.items} default matches of the bundled example (12 s dry, 12 s reference), {a.jobs} workers x 1 thread, "
+        f"{a.repeat} run(s) per engine; {os.cpu_count()} CPUs ({cpu}), load at end {os.getloadavg()[0]:.2f}"
+    )
     for e in ("local", "ray"):
-        print(f"  {e:5s}: median wall {med[e]:.1f} s (runs {', '.join(f'{t:.1f}' for t in times[e])}); "
-              f"per item inside the task: median {statistics.median(per_item[e]):.1f} s")
-    print(f"  ray / local = {med['ray'] / med['local']:.3f} (overhead {100 * (med['ray'] / med['local'] - 1):+.1f} %); "
-          f"presets identical on both engines: {same}")
+        print(
+            f"  {e:5s}: median wall {med[e]:.1f} s (runs {', '.join(f'{t:.1f}' for t in times[e])}); "
+            f"per item inside the task: median {statistics.median(per_item[e]):.1f} s"
+        )
+    print(
+        f"  ray / local = {med['ray'] / med['local']:.3f} (overhead {100 * (med['ray'] / med['local'] - 1):+.1f} %); "
+        f"presets identical on both engines: {same}"
+    )
 
 
 if __name__ == "__main__":

@@ -103,8 +103,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{a.threads} threads, median of {a.repeats}")
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{a.threads} threads, median of {a.repeats}"
+    )
     rows = [
         ("fft-length", "972000 (5-smooth)", fft_rows(972000), "1048576 (2^20)", fft_rows(1048576)),
         ("gain-computer", "torchcomp", gain_computer(False), "fused kernel", gain_computer(True)),
@@ -112,7 +114,9 @@ def main() -> None:
     ]
     for name, label_a, run_a, label_b, run_b in rows:
         ta, tb = timed(run_a, a.repeats), timed(run_b, a.repeats)
-        print(f"{name:15s} {label_a:>20s} {1000 * ta:8.1f} ms   {label_b:>20s} {1000 * tb:8.1f} ms   ratio {ta / tb:5.2f}x")
+        print(
+            f"{name:15s} {label_a:>20s} {1000 * ta:8.1f} ms   {label_b:>20s} {1000 * tb:8.1f} ms   ratio {ta / tb:5.2f}x"
+        )
 
 
 if __name__ == "__main__":

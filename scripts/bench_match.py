@@ -57,11 +57,22 @@ def child(a) -> None:
     res = vocalfx.match(dry, ref, 44100, progress=False, **kw)
     seconds = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "steps": res.report.steps, "rss_mb": rss,
-                      "dry_s": dry.shape[-1] / 44100, "ref_s": ref.shape[-1] / 44100,
-                      "n_dry_chunks": res.report.n_dry_chunks, "n_ref_chunks": res.report.n_ref_chunks,
-                      "loss": [res.report.initial_loss, res.report.loss], "fx_weights": res.report.fx_weights,
-                      "simulated_codec": res.report.simulated_codec}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "steps": res.report.steps,
+                "rss_mb": rss,
+                "dry_s": dry.shape[-1] / 44100,
+                "ref_s": ref.shape[-1] / 44100,
+                "n_dry_chunks": res.report.n_dry_chunks,
+                "n_ref_chunks": res.report.n_ref_chunks,
+                "loss": [res.report.initial_loss, res.report.loss],
+                "fx_weights": res.report.fx_weights,
+                "simulated_codec": res.report.simulated_codec,
+            }
+        )
+    )
 
 
 def main() -> int:
@@ -70,8 +81,12 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--encoder", default="default", help="encoder (default: vocalfx.match's default)")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
-    ap.add_argument("--reference-kbps", type=int, default=0,
-                    help="put the reference through MP3 at this bit rate first (a lossy reference's match)")
+    ap.add_argument(
+        "--reference-kbps",
+        type=int,
+        default=0,
+        help="put the reference through MP3 at this bit rate first (a lossy reference's match)",
+    )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -79,27 +94,44 @@ def main() -> int:
         return 0
     import torch
 
-    print(f"# bench_match: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{a.threads} threads, encoder {a.encoder}, default settings"
-          f"{f', reference as MP3 at {a.reference_kbps} kbps' if a.reference_kbps else ''}; load average before: "
-          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"# bench_match: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{a.threads} threads, encoder {a.encoder}, default settings"
+        f"{f', reference as MP3 at {a.reference_kbps} kbps' if a.reference_kbps else ''}; load average before: "
+        f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     runs = []
     for i in range(a.repeats):
-        cmd = [sys.executable, __file__, "--child", "--threads", str(a.threads), "--encoder", a.encoder, "--shared", a.shared,
-               "--reference-kbps", str(a.reference_kbps)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--threads",
+            str(a.threads),
+            "--encoder",
+            a.encoder,
+            "--shared",
+            a.shared,
+            "--reference-kbps",
+            str(a.reference_kbps),
+        ]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         r = json.loads(out)
         runs.append(r)
-        print(f"run {i + 1}: {r['seconds']:.1f} s for {r['steps']} steps ({r['seconds'] / max(r['steps'], 1):.3f} s/step), "
-              f"peak RSS {r['rss_mb']:.0f} MB; {r['dry_s']:.0f} s dry in {r['n_dry_chunks']} chunks, "
-              f"{r['ref_s']:.0f} s reference in {r['n_ref_chunks']} chunks; loss {r['loss'][0]:.3f} -> {r['loss'][1]:.3f}; "
-              f"fx weights {r['fx_weights']}, simulated codec {r['simulated_codec']}",
-              flush=True)
+        print(
+            f"run {i + 1}: {r['seconds']:.1f} s for {r['steps']} steps ({r['seconds'] / max(r['steps'], 1):.3f} s/step), "
+            f"peak RSS {r['rss_mb']:.0f} MB; {r['dry_s']:.0f} s dry in {r['n_dry_chunks']} chunks, "
+            f"{r['ref_s']:.0f} s reference in {r['n_ref_chunks']} chunks; loss {r['loss'][0]:.3f} -> {r['loss'][1]:.3f}; "
+            f"fx weights {r['fx_weights']}, simulated codec {r['simulated_codec']}",
+            flush=True,
+        )
     med = statistics.median(r["seconds"] for r in runs)
     rss = max(r["rss_mb"] for r in runs)
-    print(f"median {med:.1f} s (target <= 30 s: {'met' if med <= 30 else 'NOT met'}), "
-          f"peak RSS {rss:.0f} MB (target <= 2048 MB: {'met' if rss <= 2048 else 'NOT met'}); "
-          f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"median {med:.1f} s (target <= 30 s: {'met' if med <= 30 else 'NOT met'}), "
+        f"peak RSS {rss:.0f} MB (target <= 2048 MB: {'met' if rss <= 2048 else 'NOT met'}); "
+        f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     return 0
 
 

@@ -55,11 +55,17 @@ def main() -> None:
     def whole_mss():
         return mss(y, z, sr)
 
-    print(f"# bench_metrics: {platform.machine()}, {os.cpu_count()} cores, {a.threads} thread(s), "
-          f"torch {torch.__version__}; {a.seconds:g} s stereo float32, median of {a.repeats}")
+    print(
+        f"# bench_metrics: {platform.machine()}, {os.cpu_count()} cores, {a.threads} thread(s), "
+        f"torch {torch.__version__}; {a.seconds:g} s stereo float32, median of {a.repeats}"
+    )
     ref = onednn()
-    for name, fn in (("conv1d (oneDNN)", onednn), ("conv1d (native)", native), ("fftconvolve", fft),
-                     ("vocalfx.metrics.mss L/R", whole_mss)):
+    for name, fn in (
+        ("conv1d (oneDNN)", onednn),
+        ("conv1d (native)", native),
+        ("fftconvolve", fft),
+        ("vocalfx.metrics.mss L/R", whole_mss),
+    ):
         fn()  # warm-up
         times = []
         for _ in range(a.repeats):

@@ -101,18 +101,28 @@ def section_sdr(tracks, clips, backends, ratios, log, options=None):
                 seconds_wall += dt
                 seconds_audio += mix.shape[-1] / 44100
                 row = {
-                    "backend": backend, "track": track.name, "accompaniment": clip_name, "var_db": r,
-                    "sdr_mix_db": si_sdr(mix, v), "sdr_vocal_db": si_sdr(ev, v),
-                    "sdr_mix_acc_db": si_sdr(mix, a), "sdr_acc_db": si_sdr(ea, a), "seconds": dt,
+                    "backend": backend,
+                    "track": track.name,
+                    "accompaniment": clip_name,
+                    "var_db": r,
+                    "sdr_mix_db": si_sdr(mix, v),
+                    "sdr_vocal_db": si_sdr(ev, v),
+                    "sdr_mix_acc_db": si_sdr(mix, a),
+                    "sdr_acc_db": si_sdr(ea, a),
+                    "seconds": dt,
                     "audio_seconds": mix.shape[-1] / 44100,
                 }
                 row["improvement_db"] = row["sdr_vocal_db"] - row["sdr_mix_db"]
                 row["acc_improvement_db"] = row["sdr_acc_db"] - row["sdr_mix_acc_db"]
                 rows.append(row)
-                log(f"  {backend} {track.name} + {clip_name} at {r:+g} dB: vocal SI-SDR {row['sdr_mix_db']:+.2f} -> "
-                    f"{row['sdr_vocal_db']:+.2f} dB ({row['improvement_db']:+.2f}), {dt:.1f} s")
-        log(f"  {backend}: {seconds_wall:.1f} s for {seconds_audio / 60:.1f} min of audio = "
-            f"{60 * seconds_wall / seconds_audio:.2f} s per minute")
+                log(
+                    f"  {backend} {track.name} + {clip_name} at {r:+g} dB: vocal SI-SDR {row['sdr_mix_db']:+.2f} -> "
+                    f"{row['sdr_vocal_db']:+.2f} dB ({row['improvement_db']:+.2f}), {dt:.1f} s"
+                )
+        log(
+            f"  {backend}: {seconds_wall:.1f} s for {seconds_audio / 60:.1f} min of audio = "
+            f"{60 * seconds_wall / seconds_audio:.2f} s per minute"
+        )
     summary = []
     for backend in backends:
         for r in ratios:
@@ -120,15 +130,21 @@ def section_sdr(tracks, clips, backends, ratios, log, options=None):
             imp = [x["improvement_db"] for x in sel]
             secs = sum(x["seconds"] for x in sel)
             mins = sum(x["audio_seconds"] for x in sel) / 60
-            summary.append({
-                "backend": backend, "var_db": r, "tracks": len(sel),
-                "mix_sdr_db": statistics.mean(x["sdr_mix_db"] for x in sel),
-                "vocal_sdr_db": statistics.mean(x["sdr_vocal_db"] for x in sel),
-                "improvement_mean_db": statistics.mean(imp), "improvement_median_db": statistics.median(imp),
-                "improvement_min_db": min(imp), "improved_tracks": sum(1 for x in imp if x > 0),
-                "acc_improvement_mean_db": statistics.mean(x["acc_improvement_db"] for x in sel),
-                "seconds_per_minute": secs / mins,
-            })
+            summary.append(
+                {
+                    "backend": backend,
+                    "var_db": r,
+                    "tracks": len(sel),
+                    "mix_sdr_db": statistics.mean(x["sdr_mix_db"] for x in sel),
+                    "vocal_sdr_db": statistics.mean(x["sdr_vocal_db"] for x in sel),
+                    "improvement_mean_db": statistics.mean(imp),
+                    "improvement_median_db": statistics.median(imp),
+                    "improvement_min_db": min(imp),
+                    "improved_tracks": sum(1 for x in imp if x > 0),
+                    "acc_improvement_mean_db": statistics.mean(x["acc_improvement_db"] for x in sel),
+                    "seconds_per_minute": secs / mins,
+                }
+            )
     return rows, summary
 
 
@@ -161,15 +177,34 @@ def section_match(tracks, clips, backends, ratio, steps, log):
         refs["mix, not separated"] = _chunks_at(mix, track, "even")
         for label, ref in refs.items():
             t0 = time.perf_counter()
-            res = match(dry, ref, 44100, encoder="mfcc", alpha=1.0, steps=steps, chunk_seconds=track.chunk_seconds,
-                        normalize_reference=False, progress=False, name=f"{track.name}-{label}")
+            res = match(
+                dry,
+                ref,
+                44100,
+                encoder="mfcc",
+                alpha=1.0,
+                steps=steps,
+                chunk_seconds=track.chunk_seconds,
+                normalize_reference=False,
+                progress=False,
+                name=f"{track.name}-{label}",
+            )
             m = score(track, res.preset.vector)
-            row = {"track": track.name, "accompaniment": clip_name, "var_db": ratio, "reference": label,
-                   "mss_lr": m["mss_lr"], "mldr_lr": m["mldr_lr"], "pmse": m["pmse"],
-                   "seconds": time.perf_counter() - t0}
+            row = {
+                "track": track.name,
+                "accompaniment": clip_name,
+                "var_db": ratio,
+                "reference": label,
+                "mss_lr": m["mss_lr"],
+                "mldr_lr": m["mldr_lr"],
+                "pmse": m["pmse"],
+                "seconds": time.perf_counter() - t0,
+            }
             rows.append(row)
-            log(f"  {track.name} ({clip_name}, {ratio:+g} dB) reference = {label}: MSS {m['mss_lr']:.4f}, "
-                f"MLDR {m['mldr_lr']:.4f} [{row['seconds']:.0f} s]")
+            log(
+                f"  {track.name} ({clip_name}, {ratio:+g} dB) reference = {label}: MSS {m['mss_lr']:.4f}, "
+                f"MLDR {m['mldr_lr']:.4f} [{row['seconds']:.0f} s]"
+            )
     return rows
 
 
@@ -183,7 +218,9 @@ def vm_hwm_mb():
             return int(line.split()[1]) / 1024
 """
 
-_MEMORY_CHILD = _HWM + r"""
+_MEMORY_CHILD = (
+    _HWM
+    + r"""
 import json, sys, time, torch
 torch.set_num_threads(int(sys.argv[3]))
 import soundfile as sf
@@ -196,8 +233,11 @@ dt = time.perf_counter() - t0
 assert torch.isfinite(v).all() and torch.isfinite(a).all()
 print(json.dumps({"seconds": dt, "peak_rss_mb": vm_hwm_mb()}))
 """
+)
 
-_CLI_CHILD = _HWM + r"""
+_CLI_CHILD = (
+    _HWM
+    + r"""
 import json, sys, time
 t0 = time.perf_counter()
 from vocalfx.cli import main
@@ -205,6 +245,7 @@ code = main(sys.argv[1:])
 print(json.dumps({"code": code, "seconds": time.perf_counter() - t0, "peak_rss_mb": vm_hwm_mb()}))
 sys.exit(code)
 """
+)
 
 
 def _run_child(cmd, env) -> dict:
@@ -234,16 +275,49 @@ def section_memory(tracks, clips, backends, minutes, threads, log):
         del long_mix, parts
         for backend in backends:
             r = _run_child([sys.executable, "-c", _MEMORY_CHILD, str(path), backend, str(threads)], env)
-            rows.append({"backend": backend, "mode": "separate() in memory", "minutes": minutes,
-                         "peak_rss_mb": r["peak_rss_mb"], "seconds": r["seconds"]})
-            log(f"  {backend}, separate() in memory, {minutes:g} min stereo: peak RSS {r['peak_rss_mb']:.0f} MB, "
-                f"{r['seconds']:.1f} s")
-            r = _run_child([sys.executable, "-c", _CLI_CHILD, "separate", str(path), "-o", str(Path(tmp) / "stems"),
-                            "--backend", backend, "--threads", str(threads), "-q"], env)
-            rows.append({"backend": backend, "mode": "vocalfx separate (file to file)", "minutes": minutes,
-                         "peak_rss_mb": r["peak_rss_mb"], "seconds": r["seconds"]})
-            log(f"  {backend}, vocalfx separate file to file, {minutes:g} min stereo: peak RSS {r['peak_rss_mb']:.0f} MB, "
-                f"{r['seconds']:.1f} s (including imports)")
+            rows.append(
+                {
+                    "backend": backend,
+                    "mode": "separate() in memory",
+                    "minutes": minutes,
+                    "peak_rss_mb": r["peak_rss_mb"],
+                    "seconds": r["seconds"],
+                }
+            )
+            log(
+                f"  {backend}, separate() in memory, {minutes:g} min stereo: peak RSS {r['peak_rss_mb']:.0f} MB, "
+                f"{r['seconds']:.1f} s"
+            )
+            r = _run_child(
+                [
+                    sys.executable,
+                    "-c",
+                    _CLI_CHILD,
+                    "separate",
+                    str(path),
+                    "-o",
+                    str(Path(tmp) / "stems"),
+                    "--backend",
+                    backend,
+                    "--threads",
+                    str(threads),
+                    "-q",
+                ],
+                env,
+            )
+            rows.append(
+                {
+                    "backend": backend,
+                    "mode": "vocalfx separate (file to file)",
+                    "minutes": minutes,
+                    "peak_rss_mb": r["peak_rss_mb"],
+                    "seconds": r["seconds"],
+                }
+            )
+            log(
+                f"  {backend}, vocalfx separate file to file, {minutes:g} min stereo: peak RSS {r['peak_rss_mb']:.0f} MB, "
+                f"{r['seconds']:.1f} s (including imports)"
+            )
     return rows
 
 
@@ -259,8 +333,12 @@ def main() -> None:
     ap.add_argument("--match-steps", type=int, default=None, help="ITO steps (default: match's, 100)")
     ap.add_argument("--minutes", type=float, default=5.0, help="length of the memory section's mix")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--options", type=json.loads, default=None,
-                    help='backend options for the sdr section, as JSON (ablations), e.g. \'{"centre_weight": 0.5}\'')
+    ap.add_argument(
+        "--options",
+        type=json.loads,
+        default=None,
+        help="backend options for the sdr section, as JSON (ablations), e.g. '{\"centre_weight\": 0.5}'",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write every measurement here")
     a = ap.parse_args()
 
@@ -278,9 +356,11 @@ def main() -> None:
     names = [t.name for t in corpus.tracks]
     clips = load_accompaniments(a.corpus)
     load = os.getloadavg()
-    log(f"# bench_separate: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+    log(
+        f"# bench_separate: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{a.threads} torch thread(s); backends {backends}; corpus {a.corpus} ({len(names)} tracks, "
-        f"{len(clips)} accompaniment clips); load average before {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}")
+        f"{len(clips)} accompaniment clips); load average before {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}"
+    )
 
     def prepared(wanted):
         out = []
@@ -291,30 +371,46 @@ def main() -> None:
                 out.append(t)
         return out
 
-    result = {"options": a.options, "machine": {"arch": platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
-                          "threads": a.threads, "load_before": load}, "corpus": os.path.relpath(a.corpus, HERE.parent)}
+    result = {
+        "options": a.options,
+        "machine": {
+            "arch": platform.machine(),
+            "cores": os.cpu_count(),
+            "torch": torch.__version__,
+            "threads": a.threads,
+            "load_before": load,
+        },
+        "corpus": os.path.relpath(a.corpus, HERE.parent),
+    }
     if "sdr" in sections:
         log("## SI-SDR improvement (vocal estimate vs the mix, against the true processed vocal)")
         rows, summary = section_sdr(prepared(a.tracks), clips, backends, ratios, log, a.options)
         result["sdr"], result["sdr_summary"] = rows, summary
-        log("| backend | VAR | tracks | mix SI-SDR | vocal SI-SDR | improvement mean | median | min | improved | "
-            "accomp. improvement | s per min of audio |")
+        log(
+            "| backend | VAR | tracks | mix SI-SDR | vocal SI-SDR | improvement mean | median | min | improved | "
+            "accomp. improvement | s per min of audio |"
+        )
         log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for s in summary:
-            log(f"| {s['backend']} | {s['var_db']:+g} dB | {s['tracks']} | {s['mix_sdr_db']:+.2f} | {s['vocal_sdr_db']:+.2f} | "
+            log(
+                f"| {s['backend']} | {s['var_db']:+g} dB | {s['tracks']} | {s['mix_sdr_db']:+.2f} | {s['vocal_sdr_db']:+.2f} | "
                 f"**{s['improvement_mean_db']:+.2f}** | {s['improvement_median_db']:+.2f} | {s['improvement_min_db']:+.2f} | "
-                f"{s['improved_tracks']}/{s['tracks']} | {s['acc_improvement_mean_db']:+.2f} | {s['seconds_per_minute']:.2f} |")
+                f"{s['improved_tracks']}/{s['tracks']} | {s['acc_improvement_mean_db']:+.2f} | {s['seconds_per_minute']:.2f} |"
+            )
     if "match" in sections:
         log(f"## Match cost at {a.match_ratio:+g} dB (MFCC, alpha 1; MSS L/R of the scored render, lower is better)")
         rows = section_match(prepared(a.match_tracks), clips, backends, a.match_ratio, a.match_steps, log)
         result["match"] = rows
         labels = list(dict.fromkeys(r["reference"] for r in rows))
-        log("| reference | " + " | ".join(sorted({r['track'] for r in rows})) + " | mean MSS |")
-        log("|---|" + "---:|" * (len({r['track'] for r in rows}) + 1))
+        log("| reference | " + " | ".join(sorted({r["track"] for r in rows})) + " | mean MSS |")
+        log("|---|" + "---:|" * (len({r["track"] for r in rows}) + 1))
         for label in labels:
             sel = sorted((r for r in rows if r["reference"] == label), key=lambda r: r["track"])
-            log(f"| {label} | " + " | ".join(f"{r['mss_lr']:.4f}" for r in sel)
-                + f" | {statistics.mean(r['mss_lr'] for r in sel):.4f} |")
+            log(
+                f"| {label} | "
+                + " | ".join(f"{r['mss_lr']:.4f}" for r in sel)
+                + f" | {statistics.mean(r['mss_lr'] for r in sel):.4f} |"
+            )
     if "memory" in sections:
         log(f"## Memory: {a.minutes:g} min stereo mix")
         result["memory"] = section_memory(prepared("all"), clips, backends, a.minutes, a.threads, log)

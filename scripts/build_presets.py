@@ -53,53 +53,148 @@ def design() -> list:
         presets.append((name, desc, {**values, **rv}))
 
     base_comp = {"comp.lookahead_ms": 2.0, "comp.rms_ms": 0.15}
-    add("natural", "light EQ, gentle 3:1 compression, small room", {
-        "peak1.gain_db": 1.5, "peak1.freq_hz": 200.0, "peak1.q": 1.0,
-        "peak2.gain_db": 2.0, "peak2.freq_hz": 5000.0, "peak2.q": 0.8,
-        "high_shelf.gain_db": 1.5, "high_shelf.freq_hz": 8000.0,
-        "highpass.freq_hz": 80.0,
-        "comp.comp_threshold_db": -20.0, "comp.comp_ratio": 3.0, "comp.exp_threshold_db": -55.0,
-        "comp.makeup_db": 3.0, "comp.attack_ms": 5.0, "comp.release_ms": 80.0, **base_comp,
-        "send.delay_to_reverb": 0.05, "delay.delay_ms": 120.0, "delay.gain": 0.02,
-        "reverb_eq_low_shelf.gain_db": -6.0, "reverb_eq_low_shelf.freq_hz": 200.0,
-    }, reverb(0.7, 0.4, 0.15))
-    add("pop-lead", "bright, 5:1 compression, 300 ms ping-pong, plate-like reverb", {
-        "peak1.gain_db": -2.0, "peak1.freq_hz": 350.0, "peak1.q": 1.2,
-        "peak2.gain_db": 4.0, "peak2.freq_hz": 3500.0, "peak2.q": 0.9,
-        "high_shelf.gain_db": 4.0, "high_shelf.freq_hz": 7000.0,
-        "low_shelf.gain_db": -2.0, "low_shelf.freq_hz": 120.0, "highpass.freq_hz": 110.0,
-        "comp.comp_threshold_db": -24.0, "comp.comp_ratio": 5.0, "comp.exp_threshold_db": -50.0,
-        "comp.makeup_db": 6.0, "comp.attack_ms": 3.0, "comp.release_ms": 60.0, **base_comp,
-        "send.delay_to_reverb": 0.2, "delay.delay_ms": 300.0, "delay.feedback": 0.3, "delay.gain": 0.12,
-        "delay.lowpass_freq_hz": 5000.0, "delay.odd_pan": -60.0, "delay.even_pan": 60.0,
-        "reverb_eq_low_shelf.gain_db": -9.0, "reverb_eq_low_shelf.freq_hz": 300.0,
-        "reverb_eq_high_shelf.gain_db": 2.0, "reverb_eq_high_shelf.freq_hz": 6000.0,
-    }, reverb(1.8, 1.1, 0.25, seed=11))
-    add("slapback", "rockabilly slapback: one dark 110 ms echo, dry otherwise", {
-        "peak2.gain_db": 2.0, "peak2.freq_hz": 2500.0, "peak2.q": 0.7, "highpass.freq_hz": 90.0,
-        "comp.comp_threshold_db": -18.0, "comp.comp_ratio": 4.0, "comp.makeup_db": 4.0,
-        "comp.attack_ms": 8.0, "comp.release_ms": 100.0, **base_comp,
-        "send.delay_to_reverb": 0.02, "delay.delay_ms": 110.0, "delay.feedback": 0.05, "delay.gain": 0.4,
-        "delay.lowpass_freq_hz": 3500.0, "delay.odd_pan": -15.0, "delay.even_pan": 15.0,
-    }, reverb(0.4, 0.25, 0.05, seed=3))
-    add("wide-hall", "ballad: long dark hall, wide 450 ms ping-pong", {
-        "peak1.gain_db": 2.0, "peak1.freq_hz": 180.0, "peak1.q": 0.8,
-        "peak2.gain_db": 1.5, "peak2.freq_hz": 6000.0, "peak2.q": 0.7,
-        "highpass.freq_hz": 70.0, "lowpass.freq_hz": 16000.0,
-        "comp.comp_threshold_db": -22.0, "comp.comp_ratio": 2.5, "comp.makeup_db": 3.0,
-        "comp.attack_ms": 10.0, "comp.release_ms": 150.0, **base_comp,
-        "send.delay_to_reverb": 0.4, "delay.delay_ms": 450.0, "delay.feedback": 0.4, "delay.gain": 0.1,
-        "delay.lowpass_freq_hz": 4000.0, "delay.odd_pan": -80.0, "delay.even_pan": 80.0,
-        "reverb_eq_low_shelf.gain_db": -6.0, "reverb_eq_low_shelf.freq_hz": 250.0,
-        "reverb_eq_high_shelf.gain_db": -4.0, "reverb_eq_high_shelf.freq_hz": 5000.0,
-    }, reverb(3.4, 1.6, 0.35, seed=5))
-    add("telephone", "band-limited 500 Hz - 3 kHz, hard compression, no ambience", {
-        "highpass.freq_hz": 500.0, "highpass.q": 0.9, "lowpass.freq_hz": 3000.0, "lowpass.q": 1.2,
-        "peak1.gain_db": 6.0, "peak1.freq_hz": 1500.0, "peak1.q": 1.5,
-        "comp.comp_threshold_db": -30.0, "comp.comp_ratio": 10.0, "comp.makeup_db": 10.0,
-        "comp.attack_ms": 1.0, "comp.release_ms": 50.0, **base_comp,
-        "send.delay_to_reverb": 0.01, "delay.gain": 0.001,
-    }, reverb(0.3, 0.2, 0.0))
+    add(
+        "natural",
+        "light EQ, gentle 3:1 compression, small room",
+        {
+            "peak1.gain_db": 1.5,
+            "peak1.freq_hz": 200.0,
+            "peak1.q": 1.0,
+            "peak2.gain_db": 2.0,
+            "peak2.freq_hz": 5000.0,
+            "peak2.q": 0.8,
+            "high_shelf.gain_db": 1.5,
+            "high_shelf.freq_hz": 8000.0,
+            "highpass.freq_hz": 80.0,
+            "comp.comp_threshold_db": -20.0,
+            "comp.comp_ratio": 3.0,
+            "comp.exp_threshold_db": -55.0,
+            "comp.makeup_db": 3.0,
+            "comp.attack_ms": 5.0,
+            "comp.release_ms": 80.0,
+            **base_comp,
+            "send.delay_to_reverb": 0.05,
+            "delay.delay_ms": 120.0,
+            "delay.gain": 0.02,
+            "reverb_eq_low_shelf.gain_db": -6.0,
+            "reverb_eq_low_shelf.freq_hz": 200.0,
+        },
+        reverb(0.7, 0.4, 0.15),
+    )
+    add(
+        "pop-lead",
+        "bright, 5:1 compression, 300 ms ping-pong, plate-like reverb",
+        {
+            "peak1.gain_db": -2.0,
+            "peak1.freq_hz": 350.0,
+            "peak1.q": 1.2,
+            "peak2.gain_db": 4.0,
+            "peak2.freq_hz": 3500.0,
+            "peak2.q": 0.9,
+            "high_shelf.gain_db": 4.0,
+            "high_shelf.freq_hz": 7000.0,
+            "low_shelf.gain_db": -2.0,
+            "low_shelf.freq_hz": 120.0,
+            "highpass.freq_hz": 110.0,
+            "comp.comp_threshold_db": -24.0,
+            "comp.comp_ratio": 5.0,
+            "comp.exp_threshold_db": -50.0,
+            "comp.makeup_db": 6.0,
+            "comp.attack_ms": 3.0,
+            "comp.release_ms": 60.0,
+            **base_comp,
+            "send.delay_to_reverb": 0.2,
+            "delay.delay_ms": 300.0,
+            "delay.feedback": 0.3,
+            "delay.gain": 0.12,
+            "delay.lowpass_freq_hz": 5000.0,
+            "delay.odd_pan": -60.0,
+            "delay.even_pan": 60.0,
+            "reverb_eq_low_shelf.gain_db": -9.0,
+            "reverb_eq_low_shelf.freq_hz": 300.0,
+            "reverb_eq_high_shelf.gain_db": 2.0,
+            "reverb_eq_high_shelf.freq_hz": 6000.0,
+        },
+        reverb(1.8, 1.1, 0.25, seed=11),
+    )
+    add(
+        "slapback",
+        "rockabilly slapback: one dark 110 ms echo, dry otherwise",
+        {
+            "peak2.gain_db": 2.0,
+            "peak2.freq_hz": 2500.0,
+            "peak2.q": 0.7,
+            "highpass.freq_hz": 90.0,
+            "comp.comp_threshold_db": -18.0,
+            "comp.comp_ratio": 4.0,
+            "comp.makeup_db": 4.0,
+            "comp.attack_ms": 8.0,
+            "comp.release_ms": 100.0,
+            **base_comp,
+            "send.delay_to_reverb": 0.02,
+            "delay.delay_ms": 110.0,
+            "delay.feedback": 0.05,
+            "delay.gain": 0.4,
+            "delay.lowpass_freq_hz": 3500.0,
+            "delay.odd_pan": -15.0,
+            "delay.even_pan": 15.0,
+        },
+        reverb(0.4, 0.25, 0.05, seed=3),
+    )
+    add(
+        "wide-hall",
+        "ballad: long dark hall, wide 450 ms ping-pong",
+        {
+            "peak1.gain_db": 2.0,
+            "peak1.freq_hz": 180.0,
+            "peak1.q": 0.8,
+            "peak2.gain_db": 1.5,
+            "peak2.freq_hz": 6000.0,
+            "peak2.q": 0.7,
+            "highpass.freq_hz": 70.0,
+            "lowpass.freq_hz": 16000.0,
+            "comp.comp_threshold_db": -22.0,
+            "comp.comp_ratio": 2.5,
+            "comp.makeup_db": 3.0,
+            "comp.attack_ms": 10.0,
+            "comp.release_ms": 150.0,
+            **base_comp,
+            "send.delay_to_reverb": 0.4,
+            "delay.delay_ms": 450.0,
+            "delay.feedback": 0.4,
+            "delay.gain": 0.1,
+            "delay.lowpass_freq_hz": 4000.0,
+            "delay.odd_pan": -80.0,
+            "delay.even_pan": 80.0,
+            "reverb_eq_low_shelf.gain_db": -6.0,
+            "reverb_eq_low_shelf.freq_hz": 250.0,
+            "reverb_eq_high_shelf.gain_db": -4.0,
+            "reverb_eq_high_shelf.freq_hz": 5000.0,
+        },
+        reverb(3.4, 1.6, 0.35, seed=5),
+    )
+    add(
+        "telephone",
+        "band-limited 500 Hz - 3 kHz, hard compression, no ambience",
+        {
+            "highpass.freq_hz": 500.0,
+            "highpass.q": 0.9,
+            "lowpass.freq_hz": 3000.0,
+            "lowpass.q": 1.2,
+            "peak1.gain_db": 6.0,
+            "peak1.freq_hz": 1500.0,
+            "peak1.q": 1.5,
+            "comp.comp_threshold_db": -30.0,
+            "comp.comp_ratio": 10.0,
+            "comp.makeup_db": 10.0,
+            "comp.attack_ms": 1.0,
+            "comp.release_ms": 50.0,
+            **base_comp,
+            "send.delay_to_reverb": 0.01,
+            "delay.gain": 0.001,
+        },
+        reverb(0.3, 0.2, 0.0),
+    )
     return presets
 
 
@@ -119,9 +214,16 @@ def main() -> None:
 
         prior = GaussianPrior.load(prior_path)
         p = Preset.from_vector(prior.mean, name="prior-mean")
-        p.source = f"mean of the shipped prior {prior_path.name} (fitted by vocalfx from the DiffVox internal collection)"
+        p.source = (
+            f"mean of the shipped prior {prior_path.name} (fitted by vocalfx from the DiffVox internal collection)"
+        )
         out.append(p)
-    save_collection(out, a.output, name="vocalfx-starter", source="hand-designed by the vocalfx authors; see scripts/build_presets.py")
+    save_collection(
+        out,
+        a.output,
+        name="vocalfx-starter",
+        source="hand-designed by the vocalfx authors; see scripts/build_presets.py",
+    )
     print(f"wrote {len(out)} presets to {a.output} at {SAMPLE_RATE} Hz: " + ", ".join(p.name for p in out))
 
 

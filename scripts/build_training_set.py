@@ -69,8 +69,43 @@ LUFS = -18.0
 HELD_OUT = {"espeak-ng": ["fi"], "flite": ["kal"]}
 
 # espeak-ng voices used (language, variant); Finnish is held out for the tests
-ESPEAK_LANGS = ["en", "en-us", "de", "fr", "es", "it", "pt", "nl", "pl", "sv", "cs", "ru", "el", "tr", "hu", "ro", "id", "sw"]
-ESPEAK_VARIANTS = ["", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7", "+f1", "+f2", "+f3", "+f4", "+f5", "+croak", "+whisper"]
+ESPEAK_LANGS = [
+    "en",
+    "en-us",
+    "de",
+    "fr",
+    "es",
+    "it",
+    "pt",
+    "nl",
+    "pl",
+    "sv",
+    "cs",
+    "ru",
+    "el",
+    "tr",
+    "hu",
+    "ro",
+    "id",
+    "sw",
+]
+ESPEAK_VARIANTS = [
+    "",
+    "+m1",
+    "+m2",
+    "+m3",
+    "+m4",
+    "+m5",
+    "+m6",
+    "+m7",
+    "+f1",
+    "+f2",
+    "+f3",
+    "+f4",
+    "+f5",
+    "+croak",
+    "+whisper",
+]
 FLITE_VOICES = ["slt", "rms", "awb", "kal16"]
 
 CONS = "bdfgklmnprstvz"
@@ -134,7 +169,8 @@ def pseudo_text(rng: np.random.Generator, n_words: int) -> str:
         else:
             syl = int(rng.integers(1, 4))
             w = "".join(
-                (rng.choice(list(CONS)) if rng.random() < 0.85 else "") + rng.choice(list(VOWELS))
+                (rng.choice(list(CONS)) if rng.random() < 0.85 else "")
+                + rng.choice(list(VOWELS))
                 + (rng.choice(list("nmrsl")) if rng.random() < 0.2 else "")
                 for _ in range(syl)
             )
@@ -173,7 +209,7 @@ def assemble_tts_track(engine: str, voice: str, rng: np.random.Generator):
         if len(x) == 0:
             continue
         x = x[: n - pos]
-        y[pos: pos + len(x)] = x
+        y[pos : pos + len(x)] = x
         texts.append(text)
         pos += len(x) + int(rng.uniform(0.15, 0.8) * SR)
     return y, texts, settings, sr0
@@ -206,7 +242,9 @@ def stage_sources(args, out: Path) -> None:
     seeds = [int(s) for s in args.sing_seeds.split(",") if s]
     for s in seeds:
         if s < 3 or s % 2 == 0:
-            raise SystemExit(f"--sing-seeds: {s} is not an odd seed >= 3 (1 is the dev corpus, even seeds are reserved)")
+            raise SystemExit(
+                f"--sing-seeds: {s} is not an odd seed >= 3 (1 is the dev corpus, even seeds are reserved)"
+            )
     todo = [(s, i) for s in seeds for i in range(8) if f"sing_s{s}_{i + 1:02d}" not in done]
     if todo:
         import pysinsy
@@ -221,18 +259,30 @@ def stage_sources(args, out: Path) -> None:
                 raise SystemExit(f"seed {s} track {i + 1} reproduces a dev-corpus score; refusing")
             (out / "scores").mkdir(exist_ok=True)
             (out / "scores" / f"sing_s{s}_{i + 1:02d}.musicxml").write_text(xml, encoding="utf-8")
-            add(dict(id=f"sing_s{s}_{i + 1:02d}", kind="singing", engine="pysinsy",
-                     package="pysinsy (PyPI)", version=pysinsy.__version__.split("+")[0],
-                     voice="nitech_jp_song070_f001 (USE_GV[MCP]:0, as build_corpus.py)",
-                     licence="CC-BY-3.0 (HTS voice NIT SONG070 F001, Nagoya Institute of Technology); pysinsy MIT",
-                     seed=[s, 100 + i], score=f"scores/sing_s{s}_{i + 1:02d}.musicxml", score_sha256=digest,
-                     details={k: info[k] for k in ("key", "tempo_bpm", "meter", "n_notes", "midi_range")}), x)
+            add(
+                dict(
+                    id=f"sing_s{s}_{i + 1:02d}",
+                    kind="singing",
+                    engine="pysinsy",
+                    package="pysinsy (PyPI)",
+                    version=pysinsy.__version__.split("+")[0],
+                    voice="nitech_jp_song070_f001 (USE_GV[MCP]:0, as build_corpus.py)",
+                    licence="CC-BY-3.0 (HTS voice NIT SONG070 F001, Nagoya Institute of Technology); pysinsy MIT",
+                    seed=[s, 100 + i],
+                    score=f"scores/sing_s{s}_{i + 1:02d}.musicxml",
+                    score_sha256=digest,
+                    details={k: info[k] for k in ("key", "tempo_bpm", "meter", "n_notes", "midi_range")},
+                ),
+                x,
+            )
             log(f"sources: sing seed {s} #{i + 1} ({time.time() - t0:.1f} s)")
 
     # --- speech: pool A clips the dev corpus did not use
-    plan = [("asterisk", "en_US_f_Allison", "asterisk-core-sounds-en-g722", "CC-BY-SA-3.0"),
-            ("asterisk", "it_IT_m_Carlo", "asterisk-core-sounds-it-g722", "CC-BY-3.0"),
-            ("fillets", "m", "fillets-ng-data-cs", "GPL-2")]
+    plan = [
+        ("asterisk", "en_US_f_Allison", "asterisk-core-sounds-en-g722", "CC-BY-SA-3.0"),
+        ("asterisk", "it_IT_m_Carlo", "asterisk-core-sounds-it-g722", "CC-BY-3.0"),
+        ("fillets", "m", "fillets-ng-data-cs", "GPL-2"),
+    ]
     debroot = args.debroot
     for source, spk, pkg, lic in plan:
         if any(e.get("speaker") == spk for e in entries):
@@ -260,9 +310,21 @@ def stage_sources(args, out: Path) -> None:
             rels = [os.path.relpath(c["path"], debroot) for c in sel]
             assert not set(rels) & dev_sources
             k += 1
-            add(dict(id=f"speech_{spk}_{k:02d}", kind="speech", engine=source, speaker=spk, package=pkg + " (Debian)",
-                     version=deb_version(debroot, pkg), licence=lic, seed=[seeds[0], 7], source_files=rels,
-                     dev_clips_excluded=excluded), bc.peak_normalise(y))
+            add(
+                dict(
+                    id=f"speech_{spk}_{k:02d}",
+                    kind="speech",
+                    engine=source,
+                    speaker=spk,
+                    package=pkg + " (Debian)",
+                    version=deb_version(debroot, pkg),
+                    licence=lic,
+                    seed=[seeds[0], 7],
+                    source_files=rels,
+                    dev_clips_excluded=excluded,
+                ),
+                bc.peak_normalise(y),
+            )
         log(f"sources: {spk}: {k} tracks from {len(keep)} clips ({excluded} dev clips excluded)")
 
     # --- espeak-ng and flite
@@ -281,9 +343,22 @@ def stage_sources(args, out: Path) -> None:
                 lic = "CMU Flite licence (BSD-like; flite and its CMU ARCTIC / CMU Kal voices)"
             assert voice.split("+")[0] not in HELD_OUT[engine]
             y, texts, settings, sr0 = assemble_tts_track(engine, voice, rng)
-            add(dict(id=tid, kind="speech", engine=engine, speaker=voice, package=f"{engine} (Debian)", version=version,
-                     licence=lic, seed=[args.seed, 500 if engine == "espeak-ng" else 600, k], source_sample_rate=sr0,
-                     settings=settings, text=texts), peak_normalise(y))
+            add(
+                dict(
+                    id=tid,
+                    kind="speech",
+                    engine=engine,
+                    speaker=voice,
+                    package=f"{engine} (Debian)",
+                    version=version,
+                    licence=lic,
+                    seed=[args.seed, 500 if engine == "espeak-ng" else 600, k],
+                    source_sample_rate=sr0,
+                    settings=settings,
+                    text=texts,
+                ),
+                peak_normalise(y),
+            )
             log(f"sources: {tid} voice {voice}")
 
 
@@ -311,13 +386,21 @@ def stage_chunks(args, out: Path) -> None:
         gain_db = LUFS - meter.integrated_loudness(x)
         x = x * 10 ** (gain_db / 20)
         for c in range(len(x) // n):
-            seg = x[c * n:(c + 1) * n]
+            seg = x[c * n : (c + 1) * n]
             win = int(0.05 * SR)
-            peak = np.max(np.lib.stride_tricks.sliding_window_view(np.abs(seg), win)[::win // 4], axis=1)
+            peak = np.max(np.lib.stride_tricks.sliding_window_view(np.abs(seg), win)[:: win // 4], axis=1)
             if 20 * np.log10(max(np.median(peak), 1e-12)) <= -60:
                 continue
-            table.append(dict(source=e["id"], chunk=c, split="val" if e["id"] in val_ids else "train",
-                              kind=e["kind"], engine=e["engine"], gain_db=round(float(gain_db), 3)))
+            table.append(
+                dict(
+                    source=e["id"],
+                    chunk=c,
+                    split="val" if e["id"] in val_ids else "train",
+                    kind=e["kind"],
+                    engine=e["engine"],
+                    gain_db=round(float(gain_db), 3),
+                )
+            )
             chunks.append(seg.astype(np.float16))
     arr = np.stack(chunks)
     np.save(out / "chunks.npy.tmp.npy", arr)
@@ -326,7 +409,7 @@ def stage_chunks(args, out: Path) -> None:
     feats, levels = [], []
     with torch.no_grad():
         for i in range(0, len(arr), 16):
-            d = torch.from_numpy(arr[i:i + 16].astype(np.float32))[:, None].expand(-1, 2, -1)
+            d = torch.from_numpy(arr[i : i + 16].astype(np.float32))[:, None].expand(-1, 2, -1)
             f, lv = enc.features(d)
             feats.append(f[:, 0].half())
             levels.append(lv)
@@ -349,7 +432,11 @@ def random_board(rng: np.random.Generator):
         pre.append(pb.LowShelfFilter(cutoff_frequency_hz=s["low_shelf"][0], gain_db=s["low_shelf"][1]))
     s["peaks"] = []
     for _ in range(int(rng.integers(0, 4))):
-        p = [float(np.exp(rng.uniform(np.log(150), np.log(9000)))), float(rng.uniform(-12, 12)), float(rng.uniform(0.4, 3))]
+        p = [
+            float(np.exp(rng.uniform(np.log(150), np.log(9000)))),
+            float(rng.uniform(-12, 12)),
+            float(rng.uniform(0.4, 3)),
+        ]
         s["peaks"].append(p)
         pre.append(pb.PeakFilter(cutoff_frequency_hz=p[0], gain_db=p[1], q=p[2]))
     if rng.random() < 0.5:
@@ -359,8 +446,12 @@ def random_board(rng: np.random.Generator):
         s["lowpass_hz"] = float(np.exp(rng.uniform(np.log(5000), np.log(18000))))
         pre.append(pb.LowpassFilter(cutoff_frequency_hz=s["lowpass_hz"]))
     if rng.random() < 0.7:
-        c = dict(threshold_db=float(rng.uniform(-40, -10)), ratio=float(rng.uniform(1.5, 8)),
-                 attack_ms=float(rng.uniform(1, 30)), release_ms=float(rng.uniform(50, 400)))
+        c = dict(
+            threshold_db=float(rng.uniform(-40, -10)),
+            ratio=float(rng.uniform(1.5, 8)),
+            attack_ms=float(rng.uniform(1, 30)),
+            release_ms=float(rng.uniform(50, 400)),
+        )
         s["compressor"] = c
         pre.append(pb.Compressor(**c))
     if rng.random() < 0.1:
@@ -371,18 +462,28 @@ def random_board(rng: np.random.Generator):
     pre_board = pb.Pedalboard(pre)
     post = []
     if rng.random() < 0.15:
-        s["chorus"] = dict(rate_hz=float(rng.uniform(0.3, 2)), depth=float(rng.uniform(0.1, 0.4)), mix=float(rng.uniform(0.1, 0.4)))
+        s["chorus"] = dict(
+            rate_hz=float(rng.uniform(0.3, 2)), depth=float(rng.uniform(0.1, 0.4)), mix=float(rng.uniform(0.1, 0.4))
+        )
         post.append(pb.Chorus(**s["chorus"]))
     delays = None
     if rng.random() < 0.4:
         base = float(rng.uniform(0.08, 0.5))
-        delays = dict(left_s=base, right_s=float(base * rng.uniform(0.5, 1.5)), feedback=float(rng.uniform(0, 0.5)),
-                      mix=float(rng.uniform(0.1, 0.4)))
+        delays = dict(
+            left_s=base,
+            right_s=float(base * rng.uniform(0.5, 1.5)),
+            feedback=float(rng.uniform(0, 0.5)),
+            mix=float(rng.uniform(0.1, 0.4)),
+        )
         s["delay"] = delays
     if rng.random() < 0.8:
-        s["reverb"] = dict(room_size=float(rng.uniform(0.1, 0.95)), damping=float(rng.uniform(0.1, 0.9)),
-                           wet_level=float(rng.uniform(0.03, 0.4)), dry_level=float(rng.uniform(0.6, 1.0)),
-                           width=float(rng.uniform(0, 1)))
+        s["reverb"] = dict(
+            room_size=float(rng.uniform(0.1, 0.95)),
+            damping=float(rng.uniform(0.1, 0.9)),
+            wet_level=float(rng.uniform(0.03, 0.4)),
+            dry_level=float(rng.uniform(0.6, 1.0)),
+            width=float(rng.uniform(0, 1)),
+        )
         post.append(pb.Reverb(**s["reverb"]))
     pan = float(rng.uniform(-0.3, 0.3))
     s["pan"] = pan
@@ -394,7 +495,7 @@ def random_board(rng: np.random.Generator):
             chans = []
             for ch, t in ((0, delays["left_s"]), (1, delays["right_s"])):
                 d = pb.Delay(delay_seconds=t, feedback=delays["feedback"], mix=delays["mix"])
-                chans.append(d(lr[ch:ch + 1].astype(np.float32), SR)[0])
+                chans.append(d(lr[ch : ch + 1].astype(np.float32), SR)[0])
             lr = np.stack(chans)
         if post:
             lr = pb.Pedalboard(post)(lr.astype(np.float32), SR)
@@ -422,7 +523,7 @@ def mp3_roundtrip(y: np.ndarray, kbps: int) -> np.ndarray:
     spec = np.fft.rfft(b, 2 * len(b)) * np.conj(np.fft.rfft(a, 2 * len(b)))
     xc = np.fft.irfft(spec)[:4096]
     lag = int(np.argmax(xc))
-    z = z[:, lag:lag + t]
+    z = z[:, lag : lag + t]
     if z.shape[1] < t:
         z = np.pad(z, ((0, 0), (0, t - z.shape[1])))
     return z / scale
@@ -501,9 +602,15 @@ def stage_blocks(args, out: Path) -> None:
         wet = torch.from_numpy(np.stack(wets).astype(np.float32))  # (E=4, C=4, 2, T)
         with torch.no_grad():
             f, lv = enc.features(wet.reshape(16, 2, -1))
-        rec = dict(split=split, chunk_ids=torch.tensor(chunk_ids), effects=json.dumps(effects),
-                   feats=f.reshape(4, 4, *f.shape[1:]).half(), level_db=lv.reshape(4, 4).float(),
-                   raw=torch.stack(raws).float(), z=torch.stack(zs).float())
+        rec = dict(
+            split=split,
+            chunk_ids=torch.tensor(chunk_ids),
+            effects=json.dumps(effects),
+            feats=f.reshape(4, 4, *f.shape[1:]).half(),
+            level_db=lv.reshape(4, 4).float(),
+            raw=torch.stack(raws).float(),
+            z=torch.stack(zs).float(),
+        )
         buf = io.BytesIO()
         torch.save(rec, buf)
         atomic_write_bytes(path, buf.getvalue())
@@ -529,11 +636,22 @@ def write_manifest(args, out: Path) -> None:
     git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     man = dict(
         command="python scripts/build_training_set.py " + " ".join(sys.argv[1:]),
-        commit=git, seed=args.seed, sing_seeds=args.sing_seeds, sample_rate=SR, chunk_seconds=CHUNK_S, lufs=LUFS,
-        held_out_voices=HELD_OUT, packages=pk, n_sources=len(entries), n_blocks=n_blocks,
-        effects=dict(chain="vocalfx.VocalChain, presets: shipped prior samples and perturbed internal train_index presets",
-                     independent="pedalboard random boards", codec="MP3 64-192 kbps (pedalboard LAME)",
-                     never_used="diffvox-presets/medleydb; dev-corpus vocals and their source clips"),
+        commit=git,
+        seed=args.seed,
+        sing_seeds=args.sing_seeds,
+        sample_rate=SR,
+        chunk_seconds=CHUNK_S,
+        lufs=LUFS,
+        held_out_voices=HELD_OUT,
+        packages=pk,
+        n_sources=len(entries),
+        n_blocks=n_blocks,
+        effects=dict(
+            chain="vocalfx.VocalChain, presets: shipped prior samples and perturbed internal train_index presets",
+            independent="pedalboard random boards",
+            codec="MP3 64-192 kbps (pedalboard LAME)",
+            never_used="diffvox-presets/medleydb; dev-corpus vocals and their source clips",
+        ),
         sources=entries,
     )
     atomic_write_bytes(out / "manifest.json", json.dumps(man, indent=1, ensure_ascii=False).encode())
@@ -541,16 +659,27 @@ def write_manifest(args, out: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=ROOT / "build" / "fx-train", help="output folder (default build/fx-train)")
+    ap.add_argument(
+        "--out", type=Path, default=ROOT / "build" / "fx-train", help="output folder (default build/fx-train)"
+    )
     ap.add_argument("--stage", choices=("all", "sources", "chunks", "blocks", "manifest"), default="all")
-    ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared", help="the shared data folder (default ../shared)")
-    ap.add_argument("--debroot", type=Path, default=None, help="folder with the pool-A Debian packages unpacked by dpkg -x "
-                    "(asterisk-core-sounds-en-g722, asterisk-core-sounds-it-g722, fillets-ng-data-cs); default OUT/debroot")
+    ap.add_argument(
+        "--shared", type=Path, default=ROOT.parent / "shared", help="the shared data folder (default ../shared)"
+    )
+    ap.add_argument(
+        "--debroot",
+        type=Path,
+        default=None,
+        help="folder with the pool-A Debian packages unpacked by dpkg -x "
+        "(asterisk-core-sounds-en-g722, asterisk-core-sounds-it-g722, fillets-ng-data-cs); default OUT/debroot",
+    )
     ap.add_argument("--seed", type=int, default=0, help="seed of the TTS texts, the split and the effects (default 0)")
     ap.add_argument("--sing-seeds", default="3,5,7", help="odd build_corpus seeds >= 3 for the singing (default 3,5,7)")
     ap.add_argument("--espeak-tracks", type=int, default=48, help="44 s espeak-ng tracks (default 48)")
     ap.add_argument("--flite-tracks", type=int, default=12, help="44 s flite tracks (default 12)")
-    ap.add_argument("--val-fraction", type=float, default=0.12, help="fraction of sources kept for validation (default 0.12)")
+    ap.add_argument(
+        "--val-fraction", type=float, default=0.12, help="fraction of sources kept for validation (default 0.12)"
+    )
     ap.add_argument("--blocks", type=int, default=1200, help="blocks of 4 chunks x 4 effects (default 1200)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = ap.parse_args()

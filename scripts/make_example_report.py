@@ -34,7 +34,8 @@ def vocalfx_command() -> list:
 
 def chromium() -> str:
     exe = os.environ.get("VOCALFX_CHROMIUM") or next(
-        (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+        (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
+    )
     if exe is None:
         sys.exit("no Chromium found (Debian: apt-get install chromium; or set VOCALFX_CHROMIUM)")
     return exe
@@ -42,8 +43,18 @@ def chromium() -> str:
 
 def screenshot(html: Path, png: Path, width: int, height: int) -> None:
     profile = tempfile.mkdtemp(prefix="vocalfx-shot-")
-    args = [chromium(), "--headless=new", "--disable-gpu", "--hide-scrollbars", "--mute-audio", "--no-first-run",
-            f"--user-data-dir={profile}", f"--window-size={width},{height}", f"--screenshot={png}", html.resolve().as_uri()]
+    args = [
+        chromium(),
+        "--headless=new",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--mute-audio",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        f"--window-size={width},{height}",
+        f"--screenshot={png}",
+        html.resolve().as_uri(),
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.insert(1, "--no-sandbox")
     try:
@@ -65,7 +76,9 @@ def main() -> int:
     ap.add_argument("--png", default=str(ROOT / "docs" / "img" / "report-example.png"), help="screenshot to write")
     ap.add_argument("--width", type=int, default=1280, help="browser window width in px (default 1280)")
     ap.add_argument("--height", type=int, default=2300, help="browser window height in px (default 2300)")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads for the match (OMP_NUM_THREADS; default: torch's choice)")
+    ap.add_argument(
+        "--threads", type=int, default=0, help="torch threads for the match (OMP_NUM_THREADS; default: torch's choice)"
+    )
     a = ap.parse_args()
 
     work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix="vocalfx-example-"))
@@ -74,8 +87,15 @@ def main() -> int:
         (work / "examples").mkdir(exist_ok=True)
         shutil.copyfile(ROOT / "examples" / name, work / "examples" / name)
     env = dict(os.environ, **({"OMP_NUM_THREADS": str(a.threads)} if a.threads else {}))
-    cmd = vocalfx_command() + ["match", "examples/dry_vocal.flac", "examples/reference.flac", "-o", "example_match.wav",
-                               "--report", "example_report.html"]
+    cmd = vocalfx_command() + [
+        "match",
+        "examples/dry_vocal.flac",
+        "examples/reference.flac",
+        "-o",
+        "example_match.wav",
+        "--report",
+        "example_report.html",
+    ]
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=work, env=env, check=True)
     seconds = time.perf_counter() - t0
@@ -83,8 +103,10 @@ def main() -> int:
     png = Path(a.png)
     png.parent.mkdir(parents=True, exist_ok=True)
     screenshot(html, png, a.width, a.height)
-    print(f"match + report: {seconds:.0f} s; report {html} {html.stat().st_size / 1e6:.2f} MB "
-          f"({html.stat().st_size} bytes); screenshot {png} {png.stat().st_size / 1e3:.0f} KB")
+    print(
+        f"match + report: {seconds:.0f} s; report {html} {html.stat().st_size / 1e6:.2f} MB "
+        f"({html.stat().st_size} bytes); screenshot {png} {png.stat().st_size / 1e3:.0f} KB"
+    )
     return 0
 
 

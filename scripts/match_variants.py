@@ -22,8 +22,17 @@ from typing import Any, Dict, List, Sequence
 from vocalfx.evaluation import Method, Prediction, register_method
 from vocalfx.evaluation.corpus import EvalError
 
-_TYPES = {"encoder": str, "alpha": float, "steps": int, "lr": float, "init": str, "space": str, "prediction_weight": float,
-          "lossy_reference": lambda v: {"true": True, "false": False}[v.lower()], "weights": str}
+_TYPES = {
+    "encoder": str,
+    "alpha": float,
+    "steps": int,
+    "lr": float,
+    "init": str,
+    "space": str,
+    "prediction_weight": float,
+    "lossy_reference": lambda v: {"true": True, "false": False}[v.lower()],
+    "weights": str,
+}
 
 
 @register_method("match-with")
@@ -52,15 +61,20 @@ class MatchWith(Method):
 
     @property
     def name(self) -> str:
-        return "match-with-" + "-".join(f"{k}={Path(v).name if k == 'weights' else v}" for k, v in self.settings.items())
+        return "match-with-" + "-".join(
+            f"{k}={Path(v).name if k == 'weights' else v}" for k, v in self.settings.items()
+        )
 
     @property
     def spec(self) -> str:
         return "match-with:" + ":".join(f"{k}={v}" for k, v in self.settings.items())
 
     def config(self, context: Any) -> Dict[str, Any]:
-        config = {"method": self.name, "settings": {k: str(v) for k, v in self.settings.items()},
-                  "prior": context.prior_id()}
+        config = {
+            "method": self.name,
+            "settings": {k: str(v) for k, v in self.settings.items()},
+            "prior": context.prior_id(),
+        }
         if "weights" in self.settings:
             path = Path(self.settings["weights"])
             if not path.is_file():
@@ -78,8 +92,16 @@ class MatchWith(Method):
         if "weights" in settings:
             settings["encoder_options"] = {"weights": settings.pop("weights")}
         try:
-            res = match(dry, reference, track.sample_rate, prior=context.prior(), chunk_seconds=track.chunk_seconds,
-                        progress=False, name=f"{track.name}-{self.name}", **settings)
+            res = match(
+                dry,
+                reference,
+                track.sample_rate,
+                prior=context.prior(),
+                chunk_seconds=track.chunk_seconds,
+                progress=False,
+                name=f"{track.name}-{self.name}",
+                **settings,
+            )
         except MatchError as e:
             raise EvalError(f"{track.name}: {self.name}: {e}") from None
         report = res.report.to_dict()

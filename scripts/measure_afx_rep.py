@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torchaudio.functional as AF
 
-from vocalfx.embed.afx_rep import AFxRepEncoder, AFxRepNet, slaney_mel_basis, _windowed_dft
+from vocalfx.embed.afx_rep import AFxRepEncoder, AFxRepNet, _windowed_dft, slaney_mel_basis
 
 
 def random_checkpoint(directory: Path) -> Path:

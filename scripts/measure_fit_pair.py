@@ -49,8 +49,8 @@ def cpu_seconds() -> float:
 
 
 def lag_study(dry_path: str, collection: str) -> None:
-    from vocalfx.matching import find_lag
     from vocalfx.io import load_audio, loudness_normalize
+    from vocalfx.matching import find_lag
     from vocalfx.preset import Preset
     from vocalfx.render import render
 
@@ -68,15 +68,17 @@ def lag_study(dry_path: str, collection: str) -> None:
         for weighting, e in errors.items():
             e = np.array(e)
             label = f"{seconds} s @ {offset} s, lag {delay}"
-            print(f"{label:<22} {weighting:<9} {int((e == 0).sum()):>6} {int((np.abs(e) <= 2).sum()):>9} {e.size:>8} "
-                  f"{int(e[np.argmax(np.abs(e))]):>12}")
+            print(
+                f"{label:<22} {weighting:<9} {int((e == 0).sum()):>6} {int((np.abs(e) <= 2).sum()):>9} {e.size:>8} "
+                f"{int(e[np.argmax(np.abs(e))]):>12}"
+            )
 
 
 def main() -> int:
     from vocalfx import __version__
     from vocalfx import params as P
-    from vocalfx.matching.fit import DEFAULT_LR, DEFAULT_STEPS, fit_pair
     from vocalfx.io import load_audio, loudness_normalize
+    from vocalfx.matching.fit import DEFAULT_LR, DEFAULT_STEPS, fit_pair
     from vocalfx.metrics import mss, pmse
     from vocalfx.preset import Preset
     from vocalfx.prior import GaussianPrior
@@ -128,8 +130,13 @@ def main() -> int:
 
     t_raw = torch.from_numpy(truth.raw)
     out = {
-        "pair": {"dry": Path(a.dry).name, "offset_s": a.offset, "seconds": a.seconds, "truth": f"MedleyDB row {a.index}",
-                 "truth_makeup_shift_db": gain_db},
+        "pair": {
+            "dry": Path(a.dry).name,
+            "offset_s": a.offset,
+            "seconds": a.seconds,
+            "truth": f"MedleyDB row {a.index}",
+            "truth_makeup_shift_db": gain_db,
+        },
         "settings": {k: v for k, v in kwargs.items() if k != "progress"} | {"threads": a.threads},
         "mss_refit": mss_to_target(res.preset),
         "mss_truth": mss_to_target(truth),
@@ -140,8 +147,12 @@ def main() -> int:
         "cpu_s": cpu,
         "load_average_after": os.getloadavg(),
         "report": res.report.to_dict(),
-        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-                    "vocalfx": __version__},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "vocalfx": __version__,
+        },
     }
     print(res.report.summary())
     for k in ("mss_refit", "mss_truth", "mss_prior_mean", "pmse_refit", "pmse_prior_mean"):

@@ -76,11 +76,15 @@ def speed(args) -> None:
     size = Path(enc.weights_path).stat().st_size
     from vocalfx.alloc import is_applied
 
-    print(f"threads {torch.get_num_threads()}, weights {enc.weights_path} ({size / 1e6:.2f} MB), "
-          f"freed memory kept for reuse: {is_applied()} (docs/chain.md)")
+    print(
+        f"threads {torch.get_num_threads()}, weights {enc.weights_path} ({size / 1e6:.2f} MB), "
+        f"freed memory kept for reuse: {is_applied()} (docs/chain.md)"
+    )
     print(f"embed one 11 s chunk: {1000 * t_embed:.1f} ms")
-    print(f"forward+backward 4 x 11 s: chain {t_chain:.3f} s, chain + fx encoder {t_both:.3f} s "
-          f"(encoder share {t_both - t_chain:.3f} s)")
+    print(
+        f"forward+backward 4 x 11 s: chain {t_chain:.3f} s, chain + fx encoder {t_both:.3f} s "
+        f"(encoder share {t_both - t_chain:.3f} s)"
+    )
 
 
 def dev(args) -> None:
@@ -110,28 +114,46 @@ def dev(args) -> None:
             from vocalfx import match
 
             t = time.time()
-            res = match(dry[0], ref[0], track.sample_rate, encoder="fx", alpha=args.alpha, prior=prior,
-                        init=preds["fx-pred-dry"].numpy(), chunk_seconds=track.chunk_seconds,
-                        normalize_reference=False, progress=False, name=f"{track.name}-ito-fx")
+            res = match(
+                dry[0],
+                ref[0],
+                track.sample_rate,
+                encoder="fx",
+                alpha=args.alpha,
+                prior=prior,
+                init=preds["fx-pred-dry"].numpy(),
+                chunk_seconds=track.chunk_seconds,
+                normalize_reference=False,
+                progress=False,
+                name=f"{track.name}-ito-fx",
+            )
             preds["ito-fx-from-pred"] = torch.as_tensor(res.preset.vector, dtype=torch.float64)
             print(f"  ito {time.time() - t:.0f} s", flush=True)
         for name, v in preds.items():
             s = score(track, v)
             rows.append(dict(track=track.name, method=name, **{k: round(x, 5) for k, x in s.items()}))
-            print(f"{track.name:10s} {name:18s} mss_lr {s['mss_lr']:.4f} mldr_lr {s['mldr_lr']:.4f} pmse {s['pmse']:.3f}", flush=True)
+            print(
+                f"{track.name:10s} {name:18s} mss_lr {s['mss_lr']:.4f} mldr_lr {s['mldr_lr']:.4f} pmse {s['pmse']:.3f}",
+                flush=True,
+            )
     with open(args.out / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    lines = ["| method | tracks | MSS L/R | MLDR L/R | MSS M/S | MLDR M/S | PMSE | MSS L/R wins vs mean |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | tracks | MSS L/R | MLDR L/R | MSS M/S | MLDR M/S | PMSE | MSS L/R wins vs mean |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     base = {r["track"]: r["mss_lr"] for r in rows if r["method"] == "mean"}
     for m in methods:
         rs = [r for r in rows if r["method"] == m]
         wins = sum(r["mss_lr"] < base[r["track"]] for r in rs)
         mean = {k: statistics.mean(r[k] for r in rs) for k in ("mss_lr", "mldr_lr", "mss_ms", "mldr_ms", "pmse")}
-        lines.append(f"| {m} | {len(rs)} | {mean['mss_lr']:.4f} | {mean['mldr_lr']:.4f} | {mean['mss_ms']:.4f} | "
-                     f"{mean['mldr_ms']:.4f} | {mean['pmse']:.3f} | {wins}/{len(rs)} |")
+        lines.append(
+            f"| {m} | {len(rs)} | {mean['mss_lr']:.4f} | {mean['mldr_lr']:.4f} | {mean['mss_ms']:.4f} | "
+            f"{mean['mldr_ms']:.4f} | {mean['pmse']:.3f} | {wins}/{len(rs)} |"
+        )
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -64,8 +64,11 @@ def validation_voices(data: Path) -> List[Tuple[str, torch.Tensor]]:
     for i, c in enumerate(table):
         if c["split"] == "val":
             by_source.setdefault(c["source"], []).append(i)
-    return [(name, torch.from_numpy(np.stack([chunks[i] for i in ids]).astype(np.float32))[:, None])
-            for name, ids in sorted(by_source.items()) if len(ids) >= 2]
+    return [
+        (name, torch.from_numpy(np.stack([chunks[i] for i in ids]).astype(np.float32))[:, None])
+        for name, ids in sorted(by_source.items())
+        if len(ids) >= 2
+    ]
 
 
 def dev_voices(corpus) -> List[Tuple[str, torch.Tensor]]:
@@ -114,15 +117,26 @@ def collections_under_prior(prior, L, sets: Dict[str, np.ndarray]) -> Dict[str, 
         r = torch.as_tensor(raw, dtype=torch.float64)
         z = torch.linalg.solve_triangular(L, (r - mean).T, upper=False).T
         d = r - mean
-        per_module = {m: dict(spread=float(d[:, idx].var(0, unbiased=False).sum()) / r.shape[1],
-                              bias2=float(d[:, idx].mean(0).square().sum()) / r.shape[1])
-                      for m, idx in modules().items()}
-        out[name] = dict(n=len(r), mean_z2=float(z.square().mean()), share_abs_z_over_3=float((z.abs() > 3).double().mean()),
-                         pmse_prior_mean=float(d.square().mean()), per_module=per_module)
+        per_module = {
+            m: dict(
+                spread=float(d[:, idx].var(0, unbiased=False).sum()) / r.shape[1],
+                bias2=float(d[:, idx].mean(0).square().sum()) / r.shape[1],
+            )
+            for m, idx in modules().items()
+        }
+        out[name] = dict(
+            n=len(r),
+            mean_z2=float(z.square().mean()),
+            share_abs_z_over_3=float((z.abs() > 3).double().mean()),
+            pmse_prior_mean=float(d.square().mean()),
+            per_module=per_module,
+        )
     return out
 
 
-def weighted_start(scorer: Scorer, voices, families: Dict[str, callable], per: int, mean: np.ndarray) -> Dict[str, dict]:
+def weighted_start(
+    scorer: Scorer, voices, families: Dict[str, callable], per: int, mean: np.ndarray
+) -> Dict[str, dict]:
     mods = modules()
     out = {}
     for fam, draw in families.items():
@@ -142,7 +156,10 @@ def weighted_start(scorer: Scorer, voices, families: Dict[str, callable], per: i
             per_module[m] = float(np.clip((a * b).sum() / max((a * a).sum(), 1e-12), 0.0, 1.0))
         out[fam] = dict(n=len(V), pmse_by_weight=by_w, least_squares_weight_per_module=per_module)
         print(f"  {fam:28s} n={len(V):3d}  " + " ".join(f"w{w:g}:{by_w[str(w)]:.3f}" for w in WEIGHTS), flush=True)
-        print("    least-squares weight per module: " + " ".join(f"{m} {w:.2f}" for m, w in per_module.items()), flush=True)
+        print(
+            "    least-squares weight per module: " + " ".join(f"{m} {w:.2f}" for m, w in per_module.items()),
+            flush=True,
+        )
     return out
 
 
@@ -160,19 +177,35 @@ def grid(scorer: Scorer, voice_sets, preset_sets, mean: np.ndarray) -> List[dict
                     e_mean.append(float(((mean - raw.numpy()) ** 2).mean()))
                     e_pred.append(float(((v - raw.numpy()) ** 2).mean()))
             m, p = float(np.mean(e_mean)), float(np.mean(e_pred))
-            rows.append(dict(voices=vname, presets=pname, n=len(e_mean), pmse_prior_mean=m, pmse_prediction=p,
-                             change_percent=100.0 * (p - m) / m))
-            print(f"  {vname:26s} {pname:30s} n={len(e_mean):3d}  prior mean {m:.3f}  prediction {p:.3f}  ({100 * (p - m) / m:+.1f} %)",
-                  flush=True)
+            rows.append(
+                dict(
+                    voices=vname,
+                    presets=pname,
+                    n=len(e_mean),
+                    pmse_prior_mean=m,
+                    pmse_prediction=p,
+                    change_percent=100.0 * (p - m) / m,
+                )
+            )
+            print(
+                f"  {vname:26s} {pname:30s} n={len(e_mean):3d}  prior mean {m:.3f}  prediction {p:.3f}  ({100 * (p - m) / m:+.1f} %)",
+                flush=True,
+            )
     return rows
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=ROOT / "build" / "fx-train",
-                    help="the training set (chunks.json, chunks.npy) of scripts/build_training_set.py --stage chunks")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=ROOT / "build" / "fx-train",
+        help="the training set (chunks.json, chunks.npy) of scripts/build_training_set.py --stage chunks",
+    )
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
-    ap.add_argument("--per", type=int, default=3, help="presets per validation voice and kind in measurement 2 (default 3)")
+    ap.add_argument(
+        "--per", type=int, default=3, help="presets per validation voice and kind in measurement 2 (default 3)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "head-shift")
@@ -184,8 +217,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     for need in (args.data / "chunks.json", args.data / "chunks.npy", args.shared / "corpus" / "dev" / "protocol.json"):
         if not need.is_file():
-            sys.exit(f"measure_head_shift: {need} is missing (build the chunks with scripts/build_training_set.py --stage chunks; "
-                     "the dev corpus is in ../shared)")
+            sys.exit(
+                f"measure_head_shift: {need} is missing (build the chunks with scripts/build_training_set.py --stage chunks; "
+                "the dev corpus is in ../shared)"
+            )
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     prior = GaussianPrior.default()
@@ -202,15 +237,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     report: Dict[str, object] = dict(command=" ".join(sys.argv), seed=args.seed, per=args.per)
 
     print("1. collections under the shipped prior (z: whitened coordinates)")
-    report["collections"] = collections_under_prior(prior, L, {
-        "internal train_index": raw_all[train_rows], "internal non-train": raw_all[other_rows], "MedleyDB, dev protocol": medley})
+    report["collections"] = collections_under_prior(
+        prior,
+        L,
+        {
+            "internal train_index": raw_all[train_rows],
+            "internal non-train": raw_all[other_rows],
+            "MedleyDB, dev protocol": medley,
+        },
+    )
     for name, c in report["collections"].items():
-        print(f"  {name:24s} n={c['n']:3d}  mean z^2 {c['mean_z2']:.2f}  |z| > 3: {100 * c['share_abs_z_over_3']:.1f} %  "
-              f"PMSE of the prior mean {c['pmse_prior_mean']:.2f}")
+        print(
+            f"  {name:24s} n={c['n']:3d}  mean z^2 {c['mean_z2']:.2f}  |z| > 3: {100 * c['share_abs_z_over_3']:.1f} %  "
+            f"PMSE of the prior mean {c['pmse_prior_mean']:.2f}"
+        )
     print("  per module, PMSE of the prior mean = squared bias + spread (each summed over the module's values / 130):")
     for m in modules():
-        print(f"    {m:22s} " + "  ".join(f"{name}: bias^2 {c['per_module'][m]['bias2']:.3f} spread {c['per_module'][m]['spread']:.3f}"
-                                        for name, c in report["collections"].items()))
+        print(
+            f"    {m:22s} "
+            + "  ".join(
+                f"{name}: bias^2 {c['per_module'][m]['bias2']:.3f} spread {c['per_module'][m]['spread']:.3f}"
+                for name, c in report["collections"].items()
+            )
+        )
 
     print("2. start = mean + w (prediction - mean), held-out voices of the training distribution (PMSE)")
     voices = validation_voices(args.data)
@@ -220,15 +269,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     others = torch.from_numpy(raw_all[other_rows])
     families = {
         "prior samples": lambda i: mean_t + L @ torch.randn(130, generator=gen, dtype=torch.float64),
-        "perturbed train_index rows": lambda i: mean_t + L @ (z_train[int(rng.integers(len(z_train)))]
-                                                              + 0.3 * torch.randn(130, generator=gen, dtype=torch.float64)),
+        "perturbed train_index rows": lambda i: (
+            mean_t
+            + L
+            @ (z_train[int(rng.integers(len(z_train)))] + 0.3 * torch.randn(130, generator=gen, dtype=torch.float64))
+        ),
         "internal non-train rows": lambda i: others[i % len(others)],
     }
     report["weighted_start"] = weighted_start(scorer, voices, families, args.per, mean)
 
     print("3. voices or presets? PMSE of the prior mean and of the prediction")
-    report["grid"] = grid(scorer, {"training validation voices": voices, "dev corpus dry vocals": dev_voices(corpus)},
-                          {"internal non-train rows": others, "MedleyDB rows (dev truth)": torch.from_numpy(medley)}, mean)
+    report["grid"] = grid(
+        scorer,
+        {"training validation voices": voices, "dev corpus dry vocals": dev_voices(corpus)},
+        {"internal non-train rows": others, "MedleyDB rows (dev truth)": torch.from_numpy(medley)},
+        mean,
+    )
     report["seconds"] = time.perf_counter() - t0
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "head_shift.json"

@@ -74,7 +74,9 @@ def main() -> int:
     ap.add_argument("--encoder", default="mfcc")
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--constant-lr", action="store_true")
-    ap.add_argument("--space", default="raw", choices=("raw", "whitened"), help="where Adam steps (vocalfx.match's space)")
+    ap.add_argument(
+        "--space", default="raw", choices=("raw", "whitened"), help="where Adam steps (vocalfx.match's space)"
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="JSON lines output (appended)")
     a = ap.parse_args()
@@ -82,9 +84,11 @@ def main() -> int:
     shared = Path(a.shared)
     chain = VocalChain(44100)
     prior_mean = GaussianPrior.default().mean.numpy()
-    print(f"# measure_match: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{a.threads} threads; encoder {a.encoder}, alpha {a.alpha}, {a.steps} steps, "
-          f"{'constant' if a.constant_lr else 'cosine'} lr, {a.space} space, tracks {a.tracks}")
+    print(
+        f"# measure_match: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{a.threads} threads; encoder {a.encoder}, alpha {a.alpha}, {a.steps} steps, "
+        f"{'constant' if a.constant_lr else 'cosine'} lr, {a.space} space, tracks {a.tracks}"
+    )
     rows = []
     out = open(a.out, "a") if a.out else None
     for ti in a.tracks:
@@ -99,23 +103,47 @@ def main() -> int:
                     curve.append({"step": step + 1, **scores(chain, dry, wet, truth, v.double().numpy())})
 
             t0 = time.perf_counter()
-            res = vocalfx.match(inp, ref, 44100, encoder=a.encoder, alpha=a.alpha, steps=a.steps, lr=lr,
-                                lr_final_ratio=1.0 if a.constant_lr else 0.1, space=a.space, normalize_reference=False,
-                                progress=False, callback=cb)
+            res = vocalfx.match(
+                inp,
+                ref,
+                44100,
+                encoder=a.encoder,
+                alpha=a.alpha,
+                steps=a.steps,
+                lr=lr,
+                lr_final_ratio=1.0 if a.constant_lr else 0.1,
+                space=a.space,
+                normalize_reference=False,
+                progress=False,
+                callback=cb,
+            )
             seconds = time.perf_counter() - t0
             final = scores(chain, dry, wet, truth, res.preset.vector)
             losses = {h["step"] + 1: h["loss"] for h in res.history}
             for c in curve:
                 c["loss"] = losses.get(c["step"], res.report.initial_loss if c["step"] == 0 else float("nan"))
-            rec = {"track": name, "lr": lr, "steps": a.steps, "encoder": a.encoder, "alpha": a.alpha,
-                   "constant_lr": a.constant_lr, "space": a.space, "seconds": seconds, "best_step": res.report.best_step,
-                   "final": final, "curve": curve}
+            rec = {
+                "track": name,
+                "lr": lr,
+                "steps": a.steps,
+                "encoder": a.encoder,
+                "alpha": a.alpha,
+                "constant_lr": a.constant_lr,
+                "space": a.space,
+                "seconds": seconds,
+                "best_step": res.report.best_step,
+                "final": final,
+                "curve": curve,
+            }
             rows.append(rec)
             if out:
                 out.write(json.dumps(rec) + "\n")
                 out.flush()
-            print(f"  lr {lr:g}: {seconds:.0f} s (incl. scoring), best step {res.report.best_step}, "
-                  f"final MSS {final['mss']:.4f} MLDR {final['mldr']:.4f} PMSE {final['pmse']:.3f}", flush=True)
+            print(
+                f"  lr {lr:g}: {seconds:.0f} s (incl. scoring), best step {res.report.best_step}, "
+                f"final MSS {final['mss']:.4f} MLDR {final['mldr']:.4f} PMSE {final['pmse']:.3f}",
+                flush=True,
+            )
     for lr in a.lrs:
         rs = [r for r in rows if r["lr"] == lr]
         print(f"\nlr {lr:g}: mean over {len(rs)} tracks")

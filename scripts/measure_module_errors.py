@@ -122,7 +122,9 @@ def main(argv=None) -> int:
         for name, idx in grp.items():
             swapped = pred.copy()
             swapped[idx] = truth[idx]
-            swapped[makeup] += lufs - integrated_loudness(render_vector(track.dry, torch.from_numpy(swapped)), SAMPLE_RATE)
+            swapped[makeup] += lufs - integrated_loudness(
+                render_vector(track.dry, torch.from_numpy(swapped)), SAMPLE_RATE
+            )
             audio, m, l = scored(track, swapped)
             worst_level_lu = max(worst_level_lu, abs(integrated_loudness(audio, SAMPLE_RATE) - lufs))
             row[name] = {"mss_lr": m, "mldr_lr": l}
@@ -130,8 +132,10 @@ def main(argv=None) -> int:
         print(f"  {spec.name}: " + ", ".join(f"{k} {v['mss_lr']:.3f}" for k, v in row.items()), flush=True)
 
     names = ["prediction", *grp]
-    print(f"\nmean over {len(results)} tracks, MSS L/R / MLDR L/R, with the true values of one group put in"
-          f" (level kept; largest loudness left over {worst_level_lu:.3f} LU; {time.perf_counter() - t0:.0f} s):")
+    print(
+        f"\nmean over {len(results)} tracks, MSS L/R / MLDR L/R, with the true values of one group put in"
+        f" (level kept; largest loudness left over {worst_level_lu:.3f} LU; {time.perf_counter() - t0:.0f} s):"
+    )
     print("| true values put in | MSS L/R | MLDR L/R |\n|---|---:|---:|")
     for name in names:
         m = np.mean([results[t][name]["mss_lr"] for t in results])
@@ -140,9 +144,18 @@ def main(argv=None) -> int:
     if args.out:
         from vocalfx.io import atomic_write_text
 
-        atomic_write_text(args.out, json.dumps({"run": str(args.run), "method": args.method,
-                                                "groups": {k: [SPECS[i].name for i in v] for k, v in grp.items()},
-                                                "tracks": results}, indent=1))
+        atomic_write_text(
+            args.out,
+            json.dumps(
+                {
+                    "run": str(args.run),
+                    "method": args.method,
+                    "groups": {k: [SPECS[i].name for i in v] for k, v in grp.items()},
+                    "tracks": results,
+                },
+                indent=1,
+            ),
+        )
     return 0
 
 

@@ -61,16 +61,35 @@ def draw_settings(rng: np.random.Generator) -> dict:
     """Random settings of the held-out chain (units in the names)."""
     return dict(
         highpass_hz=float(rng.uniform(60, 220)),
-        peaks=[dict(freq_hz=float(np.exp(rng.uniform(np.log(180), np.log(7000)))), gain_db=float(rng.uniform(-9, 9)),
-                    q=float(rng.uniform(0.5, 2.5))) for _ in range(2)],
+        peaks=[
+            dict(
+                freq_hz=float(np.exp(rng.uniform(np.log(180), np.log(7000)))),
+                gain_db=float(rng.uniform(-9, 9)),
+                q=float(rng.uniform(0.5, 2.5)),
+            )
+            for _ in range(2)
+        ],
         high_shelf=dict(freq_hz=float(rng.uniform(2500, 10000)), gain_db=float(rng.uniform(-8, 9))),
-        compressor=dict(threshold_db=float(rng.uniform(-32, -8)), ratio=float(rng.uniform(1.5, 8)),
-                        attack_ms=float(rng.uniform(1, 30)), release_ms=float(rng.uniform(40, 400))),
+        compressor=dict(
+            threshold_db=float(rng.uniform(-32, -8)),
+            ratio=float(rng.uniform(1.5, 8)),
+            attack_ms=float(rng.uniform(1, 30)),
+            release_ms=float(rng.uniform(40, 400)),
+        ),
         pan=float(rng.uniform(-0.4, 0.4)),
-        delay=dict(left_s=float(rng.uniform(0.08, 0.5)), right_s=float(rng.uniform(0.08, 0.5)),
-                   feedback=float(rng.uniform(0.0, 0.55)), send_db=float(rng.uniform(-30, -8))),
-        reverb=dict(t60_s=float(rng.uniform(0.4, 3.0)), damping=float(rng.uniform(0.2, 0.9)),
-                    predelay_ms=float(rng.uniform(0, 40)), send_db=float(rng.uniform(-24, -4)), seed=int(rng.integers(2**31))),
+        delay=dict(
+            left_s=float(rng.uniform(0.08, 0.5)),
+            right_s=float(rng.uniform(0.08, 0.5)),
+            feedback=float(rng.uniform(0.0, 0.55)),
+            send_db=float(rng.uniform(-30, -8)),
+        ),
+        reverb=dict(
+            t60_s=float(rng.uniform(0.4, 3.0)),
+            damping=float(rng.uniform(0.2, 0.9)),
+            predelay_ms=float(rng.uniform(0, 40)),
+            send_db=float(rng.uniform(-24, -4)),
+            seed=int(rng.integers(2**31)),
+        ),
         output_gain_db=float(rng.uniform(-6, 6)),
     )
 
@@ -94,22 +113,30 @@ def apply_chain(dry: np.ndarray, s: dict) -> np.ndarray:
     import pedalboard as pb
     from scipy.signal import fftconvolve
 
-    board = pb.Pedalboard([
-        pb.HighpassFilter(cutoff_frequency_hz=s["highpass_hz"]),
-        *[pb.PeakFilter(cutoff_frequency_hz=p["freq_hz"], gain_db=p["gain_db"], q=p["q"]) for p in s["peaks"]],
-        pb.HighShelfFilter(cutoff_frequency_hz=s["high_shelf"]["freq_hz"], gain_db=s["high_shelf"]["gain_db"]),
-        pb.Compressor(threshold_db=s["compressor"]["threshold_db"], ratio=s["compressor"]["ratio"],
-                      attack_ms=s["compressor"]["attack_ms"], release_ms=s["compressor"]["release_ms"]),
-    ])
+    board = pb.Pedalboard(
+        [
+            pb.HighpassFilter(cutoff_frequency_hz=s["highpass_hz"]),
+            *[pb.PeakFilter(cutoff_frequency_hz=p["freq_hz"], gain_db=p["gain_db"], q=p["q"]) for p in s["peaks"]],
+            pb.HighShelfFilter(cutoff_frequency_hz=s["high_shelf"]["freq_hz"], gain_db=s["high_shelf"]["gain_db"]),
+            pb.Compressor(
+                threshold_db=s["compressor"]["threshold_db"],
+                ratio=s["compressor"]["ratio"],
+                attack_ms=s["compressor"]["attack_ms"],
+                release_ms=s["compressor"]["release_ms"],
+            ),
+        ]
+    )
     x = board(dry[None].astype(np.float32), SR)[0].astype(np.float64)
     theta = (s["pan"] + 1) * np.pi / 4
     direct = np.stack([x * np.cos(theta), x * np.sin(theta)])
     d = s["delay"]
     send = x * 10 ** (d["send_db"] / 20)
-    delayed = np.stack([
-        pb.Delay(delay_seconds=d["left_s"], feedback=d["feedback"], mix=1.0)(send[None].astype(np.float32), SR)[0],
-        pb.Delay(delay_seconds=d["right_s"], feedback=d["feedback"], mix=1.0)(send[None].astype(np.float32), SR)[0],
-    ]).astype(np.float64)
+    delayed = np.stack(
+        [
+            pb.Delay(delay_seconds=d["left_s"], feedback=d["feedback"], mix=1.0)(send[None].astype(np.float32), SR)[0],
+            pb.Delay(delay_seconds=d["right_s"], feedback=d["feedback"], mix=1.0)(send[None].astype(np.float32), SR)[0],
+        ]
+    ).astype(np.float64)
     r = s["reverb"]
     ir = synthetic_ir(r)
     wet_rev = np.stack([fftconvolve(x, ir[c])[: x.size] for c in range(2)]) * 10 ** (r["send_db"] / 20)
@@ -138,7 +165,9 @@ def build_corpus(src: Path, out: Path, seed: int, tracks) -> Path:
             tmp.replace(wet_path)
             atomic_write_text(set_path, json.dumps(s, indent=1) + "\n")
         entries.append({"track": spec.name, "vocal": str(Path(spec.dry).resolve()), "wet": f"wet/{spec.name}.wav"})
-    atomic_write_text(cdir / "protocol.json", json.dumps({"chunk_seconds": 11, "lufs": -18.0, "tracks": entries}, indent=1) + "\n")
+    atomic_write_text(
+        cdir / "protocol.json", json.dumps({"chunk_seconds": 11, "lufs": -18.0, "tracks": entries}, indent=1) + "\n"
+    )
     return cdir
 
 
@@ -163,8 +192,10 @@ def scores(out: torch.Tensor, wet: torch.Tensor) -> dict:
     gain_db = integrated_loudness(wet, SR) - integrated_loudness(out, SR)
     matched = out * 10 ** (gain_db / 20)
     return {
-        "mss_lr_raw": float(mss(out[None], wet[None])), "mldr_lr_raw": float(mldr(out[None], wet[None])),
-        "mss_lr": float(mss(matched[None], wet[None])), "mldr_lr": float(mldr(matched[None], wet[None])),
+        "mss_lr_raw": float(mss(out[None], wet[None])),
+        "mldr_lr_raw": float(mldr(out[None], wet[None])),
+        "mss_lr": float(mss(matched[None], wet[None])),
+        "mldr_lr": float(mldr(matched[None], wet[None])),
         "loudness_gain_db": float(gain_db),
     }
 
@@ -203,8 +234,14 @@ def main() -> None:
                 # preset's level, the product then sets comp.makeup_db so that the output's
                 # loudness equals the reference's as given, a pure output gain (tests/test_steer.py)
                 gain_db = integrated_loudness(ref_audio, SR) - integrated_loudness(y, SR)
-                rows.append({"track": spec.name, "method": f"{m.name}+level", "status": "ok",
-                             **scores(y * 10 ** (gain_db / 20), track.wet)})
+                rows.append(
+                    {
+                        "track": spec.name,
+                        "method": f"{m.name}+level",
+                        "status": "ok",
+                        **scores(y * 10 ** (gain_db / 20), track.wet),
+                    }
+                )
         if not args.no_matchering:
             with tempfile.TemporaryDirectory() as td:
                 y = torch.from_numpy(matchering_output(track, Path(td)))
@@ -217,18 +254,30 @@ def main() -> None:
     names = [m.name for m in methods] + [f"{m.name}+level" for m in methods if m.name.startswith("ito")]
     names += [] if args.no_matchering else ["matchering"]
     ok_tracks = [t.name for t in corpus.tracks if all(r["status"] == "ok" for r in rows if r["track"] == t.name)]
-    lines = [f"Out-of-family check: {len(ok_tracks)} tracks, seed {args.seed}, {time.time() - t0:.0f} s "
-             f"(including resumed cells); eval cells in {args.out / 'eval'}", "",
-             "| method | MSS L/R (loudness-matched) | MLDR L/R (matched) | MSS L/R raw | MLDR L/R raw | wins vs mean (MSS matched) |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Out-of-family check: {len(ok_tracks)} tracks, seed {args.seed}, {time.time() - t0:.0f} s "
+        f"(including resumed cells); eval cells in {args.out / 'eval'}",
+        "",
+        "| method | MSS L/R (loudness-matched) | MLDR L/R (matched) | MSS L/R raw | MLDR L/R raw | wins vs mean (MSS matched) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     by = {(r["track"], r["method"]): r for r in rows}
     for name in names:
         vals = {k: np.mean([by[(t, name)][k] for t in ok_tracks]) for k in keys}
-        wins = sum(by[(t, name)]["mss_lr"] < by[(t, "mean")]["mss_lr"] for t in ok_tracks) if "mean" in names else math.nan
-        lines.append(f"| {name} | {vals['mss_lr']:.3f} | {vals['mldr_lr']:.3f} | {vals['mss_lr_raw']:.3f} | "
-                     f"{vals['mldr_lr_raw']:.3f} | {wins}/{len(ok_tracks)} |")
-    lines += ["", "Per track, MSS L/R loudness-matched:", "", "| track | " + " | ".join(names) + " |",
-              "|---|" + "---:|" * len(names)]
+        wins = (
+            sum(by[(t, name)]["mss_lr"] < by[(t, "mean")]["mss_lr"] for t in ok_tracks) if "mean" in names else math.nan
+        )
+        lines.append(
+            f"| {name} | {vals['mss_lr']:.3f} | {vals['mldr_lr']:.3f} | {vals['mss_lr_raw']:.3f} | "
+            f"{vals['mldr_lr_raw']:.3f} | {wins}/{len(ok_tracks)} |"
+        )
+    lines += [
+        "",
+        "Per track, MSS L/R loudness-matched:",
+        "",
+        "| track | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
     for t in ok_tracks:
         lines.append(f"| {t} | " + " | ".join(f"{by[(t, n)]['mss_lr']:.3f}" for n in names) + " |")
     text = "\n".join(lines) + "\n"

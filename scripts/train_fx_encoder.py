@@ -71,9 +71,15 @@ class Data:
             except Exception:
                 continue  # being written
             self.loaded.add(p.name)
-            self.blocks[rec["split"]].append(dict(
-                feats=rec["feats"], level_db=rec["level_db"], z=rec["z"], chunk_ids=rec["chunk_ids"],
-                types=[e["type"] for e in json.loads(rec["effects"])]))
+            self.blocks[rec["split"]].append(
+                dict(
+                    feats=rec["feats"],
+                    level_db=rec["level_db"],
+                    z=rec["z"],
+                    chunk_ids=rec["chunk_ids"],
+                    types=[e["type"] for e in json.loads(rec["effects"])],
+                )
+            )
             new += 1
         return new
 
@@ -84,7 +90,7 @@ class Data:
 
 
 def dry_stats(data: Data, ids, t0s, length: int):
-    feats = torch.stack([data.dry_feats[i, :, t:t + length] for i, t in zip(ids, t0s)]).float()  # (n, 64, L)
+    feats = torch.stack([data.dry_feats[i, :, t : t + length] for i, t in zip(ids, t0s)]).float()  # (n, 64, L)
     st = torch.cat([feats.mean(-1), torch.sqrt(feats.var(-1, unbiased=False) + 1e-5)], dim=-1)
     return st, data.dry_level[ids].float()
 
@@ -96,7 +102,7 @@ def make_batch(data: Data, blocks, rng: np.random.Generator, length: int, p_no_d
         for e in range(E):
             for c in range(C):
                 t0 = int(rng.integers(0, MAX_FRAMES - length + 1))
-                feats.append(blk["feats"][e, c, :, :, t0:t0 + length])
+                feats.append(blk["feats"][e, c, :, :, t0 : t0 + length])
                 levels.append(blk["level_db"][e, c])
                 zs.append(blk["z"][e])
                 labels.append(bi * E + e)
@@ -149,7 +155,7 @@ def validate(net, data: Data, seed: int, tau: float) -> dict:
     net.eval()
     out = dict(contrastive=[], z_mse=[], z_mse_mean=[], z_mse_nodry=[], top1=[], triplet=[], pos_cos=[], hardneg_cos=[])
     for i in range(0, len(blocks), 4):
-        group = blocks[i:i + 4]
+        group = blocks[i : i + 4]
         if len(group) < 2:
             continue
         batch = make_batch(data, group, rng, MAX_FRAMES, 0.0)
@@ -228,7 +234,9 @@ def fit_head(net, data: Data, args, log) -> dict:
     sd[-1] = 1.0  # the has-dry flag: keep it 0/1
     mu[-1] = 0.0
     old = net.head
-    head = torch.nn.Sequential(*[type(m)(m.in_features, m.out_features) if isinstance(m, torch.nn.Linear) else m for m in old])
+    head = torch.nn.Sequential(
+        *[type(m)(m.in_features, m.out_features) if isinstance(m, torch.nn.Linear) else m for m in old]
+    )
     drop = torch.nn.Dropout(args.head_dropout)
     opt = torch.optim.AdamW(head.parameters(), lr=args.head_lr, weight_decay=args.head_weight_decay)
     zt, zv = tr["z"].clamp(-3, 3), va["z"].clamp(-3, 3)
@@ -244,7 +252,7 @@ def fit_head(net, data: Data, args, log) -> dict:
     for epoch in range(args.head_epochs):
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, 256):
-            idx = perm[i:i + 256]
+            idx = perm[i : i + 256]
             d = {k: v[idx] for k, v in tr.items()}
             has = torch.rand(len(idx), generator=gen) >= args.p_no_dry
             loss = ((predict(d, has, train=True) - zt[idx]) ** 2).mean()
@@ -257,7 +265,9 @@ def fit_head(net, data: Data, args, log) -> dict:
         if v_dry < best:
             best, best_state = v_dry, ({k: t.clone() for k, t in head.state_dict().items()}, epoch, v_no)
         if epoch % 10 == 0 or epoch == args.head_epochs - 1:
-            log(f"head: epoch {epoch} val z_mse with dry {v_dry:.4f}, without {v_no:.4f} (mean-preset baseline {float((zv ** 2).mean()):.4f})")
+            log(
+                f"head: epoch {epoch} val z_mse with dry {v_dry:.4f}, without {v_no:.4f} (mean-preset baseline {float((zv**2).mean()):.4f})"
+            )
     state, epoch, v_no = best_state
     head.load_state_dict(state)
     # fold the standardisation into the first layer: W (x - mu) / sd + b = (W / sd) x + (b - W mu / sd)
@@ -267,8 +277,12 @@ def fit_head(net, data: Data, args, log) -> dict:
         first.bias.sub_(w @ mu)
         first.weight.copy_(w)
     net.head.load_state_dict(head.state_dict())
-    out = dict(head_best_epoch=epoch, head_val_z_mse_dry=round(best, 4), head_val_z_mse_nodry=round(v_no, 4),
-               head_val_z_mse_mean_preset=round(float((zv ** 2).mean()), 4))
+    out = dict(
+        head_best_epoch=epoch,
+        head_val_z_mse_dry=round(best, 4),
+        head_val_z_mse_nodry=round(v_no, 4),
+        head_val_z_mse_mean_preset=round(float((zv**2).mean()), 4),
+    )
     log(f"head: kept epoch {epoch}: {out}")
     return out
 
@@ -279,8 +293,15 @@ def git_commit() -> str:
 
 def export(enc: FxEncoder, path: Path, provenance: dict) -> None:
     state = {k: v.detach().clone().float() for k, v in enc.net.state_dict().items()}
-    data = dict(format=WEIGHTS_FORMAT, format_version=WEIGHTS_FORMAT_VERSION, config=enc.net.config, state_dict=state,
-                prior_mean=enc.prior_mean.clone(), prior_chol=enc.prior_chol.clone(), provenance=provenance)
+    data = dict(
+        format=WEIGHTS_FORMAT,
+        format_version=WEIGHTS_FORMAT_VERSION,
+        config=enc.net.config,
+        state_dict=state,
+        prior_mean=enc.prior_mean.clone(),
+        prior_chol=enc.prior_chol.clone(),
+        provenance=provenance,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(data, tmp)
@@ -303,10 +324,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ckpt-every", type=int, default=200)
     ap.add_argument("--val-every", type=int, default=250)
-    ap.add_argument("--max-minutes", type=float, default=None,
-                    help="wall-time budget over all sessions of the run: the learning-rate schedule follows steps or time, "
-                         "whichever is further along, and the run stops (checkpoints, exports) when it is spent")
-    ap.add_argument("--head-epochs", type=int, default=0, help="after the main loop, refit the preset head alone for this many epochs (0: no)")
+    ap.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="wall-time budget over all sessions of the run: the learning-rate schedule follows steps or time, "
+        "whichever is further along, and the run stops (checkpoints, exports) when it is spent",
+    )
+    ap.add_argument(
+        "--head-epochs",
+        type=int,
+        default=0,
+        help="after the main loop, refit the preset head alone for this many epochs (0: no)",
+    )
     ap.add_argument("--head-lr", type=float, default=1e-3)
     ap.add_argument("--head-weight-decay", type=float, default=1e-2)
     ap.add_argument("--head-dropout", type=float, default=0.1)
@@ -366,9 +396,18 @@ def main() -> None:
 
     def save_ckpt():
         tmp = run / "ckpt.tmp"
-        torch.save(dict(net=net.state_dict(), opt=opt.state_dict(), step=step, rng=rng.bit_generator.state,
-                        torch_rng=torch.get_rng_state(), elapsed_s=elapsed_before + time.time() - t_start,
-                        args={k: str(v) for k, v in vars(args).items()}), tmp)
+        torch.save(
+            dict(
+                net=net.state_dict(),
+                opt=opt.state_dict(),
+                step=step,
+                rng=rng.bit_generator.state,
+                torch_rng=torch.get_rng_state(),
+                elapsed_s=elapsed_before + time.time() - t_start,
+                args={k: str(v) for k, v in vars(args).items()},
+            ),
+            tmp,
+        )
         os.replace(tmp, ckpt)
 
     stop = False
@@ -390,8 +429,11 @@ def main() -> None:
         n_acc += 1
         if step % 50 == 0:
             el = time.time() - t_start
-            log(f"step {step} lr {lr_at(step):.2e} " + " ".join(f"{k} {v / n_acc:.4f}" for k, v in acc.items())
-                + f" ({el / 60:.1f} min this session)")
+            log(
+                f"step {step} lr {lr_at(step):.2e} "
+                + " ".join(f"{k} {v / n_acc:.4f}" for k, v in acc.items())
+                + f" ({el / 60:.1f} min this session)"
+            )
             metrics_f.write(json.dumps(dict(step=step, split="train", **{k: v / n_acc for k, v in acc.items()})) + "\n")
             metrics_f.flush()
             acc, n_acc = {}, 0
@@ -415,10 +457,16 @@ def main() -> None:
         v = validate(net, data, args.seed, args.tau)
         man = args.data / "manifest.json"
         prov = dict(
-            script="scripts/train_fx_encoder.py", command="python scripts/train_fx_encoder.py " + " ".join(sys.argv[1:]),
-            commit=git_commit(), seed=args.seed, steps=step, data_blocks=dict(train=len(data.blocks["train"]), val=len(data.blocks["val"])),
+            script="scripts/train_fx_encoder.py",
+            command="python scripts/train_fx_encoder.py " + " ".join(sys.argv[1:]),
+            commit=git_commit(),
+            seed=args.seed,
+            steps=step,
+            data_blocks=dict(train=len(data.blocks["train"]), val=len(data.blocks["val"])),
             data_manifest_sha256=hashlib.sha256(man.read_bytes()).hexdigest() if man.exists() else None,
-            validation={k: round(x, 4) for k, x in v.items()}, head=head_info, torch=str(torch.__version__),
+            validation={k: round(x, 4) for k, x in v.items()},
+            head=head_info,
+            torch=str(torch.__version__),
         )
         export(enc, args.export, prov)
         log(f"exported {args.export} ({args.export.stat().st_size / 1e6:.2f} MB): {json.dumps(prov)}")

@@ -75,6 +75,7 @@ def atomic_save(obj, path: Path) -> None:
 # ------------------------------------------------------------------------------------- pairs
 def stage_pairs(a, out: Path) -> None:
     import build_training_set as B
+
     from vocalfx import VocalChain
     from vocalfx.embed.fx import FxEncoder
     from vocalfx.params import from_diffvox
@@ -88,7 +89,8 @@ def stage_pairs(a, out: Path) -> None:
     raw_all = np.load(internal_dir / "raw_params.npy")
     train_rows = np.load(internal_dir / "train_index.npy")
     internal_z = torch.linalg.solve_triangular(
-        L, (torch.from_numpy(from_diffvox(raw_all[train_rows])) - mean).T, upper=False).T
+        L, (torch.from_numpy(from_diffvox(raw_all[train_rows])) - mean).T, upper=False
+    ).T
     by_split = {"train": {}, "val": {}}
     for i, c in enumerate(table):
         by_split[c["split"]].setdefault(c["source"], []).append(i)
@@ -137,11 +139,17 @@ def stage_pairs(a, out: Path) -> None:
             both = torch.from_numpy(np.stack([y, yc]).astype(np.float32))
             with torch.no_grad():
                 f, lv = front.features(both)
-            recs["fl"].append(f[0].half()); recs["fc"].append(f[1].half())
-            recs["ll"].append(float(lv[0])); recs["lc"].append(float(lv[1]))
-            recs["dry"].append(dry_id); recs["kbps"].append(kbps); recs["effect"].append(eff)
-        rec = {k: (torch.stack(v) if k in ("fl", "fc") else torch.tensor(v) if k in ("ll", "lc", "dry", "kbps") else v)
-               for k, v in recs.items()}
+            recs["fl"].append(f[0].half())
+            recs["fc"].append(f[1].half())
+            recs["ll"].append(float(lv[0]))
+            recs["lc"].append(float(lv[1]))
+            recs["dry"].append(dry_id)
+            recs["kbps"].append(kbps)
+            recs["effect"].append(eff)
+        rec = {
+            k: (torch.stack(v) if k in ("fl", "fc") else torch.tensor(v) if k in ("ll", "lc", "dry", "kbps") else v)
+            for k, v in recs.items()
+        }
         rec["split"] = split
         atomic_save(rec, path)
         log(out, f"pairs: shard {s + 1}/{n_shards} ({split}, {len(recs['dry'])} pairs, {time.time() - t0:.1f} s)")
@@ -167,9 +175,12 @@ def load_pairs(out: Path, data: Path):
     for split in ("train", "val"):
         rs = [r for r in recs if r["split"] == split]
         sets[split] = dict(
-            fl=torch.cat([r["fl"] for r in rs]), fc=torch.cat([r["fc"] for r in rs]),
-            ll=torch.cat([r["ll"] for r in rs]).float(), lc=torch.cat([r["lc"] for r in rs]).float(),
-            dry=torch.cat([r["dry"] for r in rs]), kbps=torch.cat([r["kbps"] for r in rs]),
+            fl=torch.cat([r["fl"] for r in rs]),
+            fc=torch.cat([r["fc"] for r in rs]),
+            ll=torch.cat([r["ll"] for r in rs]).float(),
+            lc=torch.cat([r["lc"] for r in rs]).float(),
+            dry=torch.cat([r["dry"] for r in rs]),
+            kbps=torch.cat([r["kbps"] for r in rs]),
         )
     return sets, d_stats, dry["level_db"].float()
 
@@ -202,7 +213,9 @@ def teacher_targets(teacher, s, d_stats, d_level, batch=64):
             sl = slice(i, i + batch)
             st, lv, has = dry_inputs(s["dry"][sl], d_stats, d_level)
             m, sd, z = head_z(teacher, s["fl"][sl].float(), s["ll"][sl], st, lv, has)
-            out["mid"].append(m); out["side"].append(sd); out["z"].append(z)
+            out["mid"].append(m)
+            out["side"].append(sd)
+            out["z"].append(z)
     return {k: torch.cat(v) for k, v in out.items()}
 
 
@@ -239,7 +252,8 @@ def stage_train(a, out: Path) -> None:
     step, best, history = 0, None, []
     if state_path.exists():
         st = torch.load(state_path, weights_only=False)
-        student.load_state_dict(st["student"]); opt.load_state_dict(st["opt"])
+        student.load_state_dict(st["student"])
+        opt.load_state_dict(st["opt"])
         step, best, history = st["step"], st["best"], st["history"]
         log(out, f"train: resumed at step {step}")
     else:
@@ -274,9 +288,20 @@ def stage_train(a, out: Path) -> None:
             history.append({"step": step, "loss": float(loss.detach()), **v})
             if best is None or score < best["score"]:
                 best = {"step": step, "score": score, "state": copy.deepcopy(student.state_dict()), **v}
-            log(out, f"step {step} lr {lr:.2e} loss {float(loss.detach()):.4f} val {json.dumps({k: round(x, 4) for k, x in v.items()})}")
-            atomic_save({"student": student.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
-                         "history": history}, state_path)
+            log(
+                out,
+                f"step {step} lr {lr:.2e} loss {float(loss.detach()):.4f} val {json.dumps({k: round(x, 4) for k, x in v.items()})}",
+            )
+            atomic_save(
+                {
+                    "student": student.state_dict(),
+                    "opt": opt.state_dict(),
+                    "step": step,
+                    "best": best,
+                    "history": history,
+                },
+                state_path,
+            )
     if a.export and best is not None:
         prov = {
             "made_by": "scripts/tune_fx_codec.py (self-distillation for codec invariance)",
@@ -284,14 +309,24 @@ def stage_train(a, out: Path) -> None:
             "teacher_sha256": hashlib.sha256(Path(a.weights).read_bytes()).hexdigest(),
             "teacher_provenance": teacher_file.get("provenance", {}),
             "command": " ".join(sys.argv),
-            "seed": a.seed, "steps_run": step, "best_step": best["step"],
+            "seed": a.seed,
+            "steps_run": step,
+            "best_step": best["step"],
             "pairs": {"train": int(len(tr["ll"])), "val": int(len(va["ll"])), "kbps": list(KBPS)},
-            "val_at_export": {k: best[k] for k in ("codec_deg", "lossless_deg", "codec_z", "lossless_z", "codec64_deg")},
+            "val_at_export": {
+                k: best[k] for k in ("codec_deg", "lossless_deg", "codec_z", "lossless_z", "codec64_deg")
+            },
             "val_teacher": history[0],
         }
-        data = {"format": WEIGHTS_FORMAT, "format_version": WEIGHTS_FORMAT_VERSION, "config": teacher_file["config"],
-                "state_dict": {k: v.detach().clone().float() for k, v in best["state"].items()},
-                "prior_mean": teacher_file["prior_mean"], "prior_chol": teacher_file["prior_chol"], "provenance": prov}
+        data = {
+            "format": WEIGHTS_FORMAT,
+            "format_version": WEIGHTS_FORMAT_VERSION,
+            "config": teacher_file["config"],
+            "state_dict": {k: v.detach().clone().float() for k, v in best["state"].items()},
+            "prior_mean": teacher_file["prior_mean"],
+            "prior_chol": teacher_file["prior_chol"],
+            "provenance": prov,
+        }
         Path(a.export).parent.mkdir(parents=True, exist_ok=True)
         atomic_save(data, Path(a.export))
         log(out, f"exported step {best['step']} to {a.export} ({Path(a.export).stat().st_size / 1e6:.2f} MB)")
@@ -299,19 +334,25 @@ def stage_train(a, out: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=ROOT / "build" / "fx-train", help="build_training_set.py's output (chunks)")
+    ap.add_argument(
+        "--data", type=Path, default=ROOT / "build" / "fx-train", help="build_training_set.py's output (chunks)"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "fx-codec")
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     ap.add_argument("--stage", choices=("all", "pairs", "train"), default="all")
     ap.add_argument("--pairs", type=int, default=2000, help="pairs to render (default 2000)")
-    ap.add_argument("--weights", type=Path, default=ROOT / "vocalfx" / "embed" / "weights" / "fx-v1.pt", help="the teacher")
+    ap.add_argument(
+        "--weights", type=Path, default=ROOT / "vocalfx" / "embed" / "weights" / "fx-v1.pt", help="the teacher"
+    )
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--max-minutes", type=float, default=60.0)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--z-weight", type=float, default=1.0, help="weight of the head's whitened-coordinate error")
     ap.add_argument("--lossless-weight", type=float, default=1.0, help="weight of the lossless (keep) term")
-    ap.add_argument("--worker", default="0/1", help="I/N: render only the shards s with s %% N == I (parallel processes)")
+    ap.add_argument(
+        "--worker", default="0/1", help="I/N: render only the shards s with s %% N == I (parallel processes)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--export", default=None, help="write the best student here (weights format of vocalfx.embed.fx)")

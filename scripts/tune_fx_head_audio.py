@@ -78,11 +78,13 @@ def predict_z(head, x):
 
 
 def crops(chunks, ids, starts, length):
-    return torch.from_numpy(np.stack([chunks[int(i), s:s + length] for i, s in zip(ids, starts)]).astype(np.float32))[:, None]
+    return torch.from_numpy(np.stack([chunks[int(i), s : s + length] for i, s in zip(ids, starts)]).astype(np.float32))[
+        :, None
+    ]
 
 
 def per_item_mss(pred, target):
-    return torch.stack([mss(pred[i:i + 1], target[i:i + 1]) for i in range(pred.shape[0])])
+    return torch.stack([mss(pred[i : i + 1], target[i : i + 1]) for i in range(pred.shape[0])])
 
 
 def main() -> None:
@@ -164,14 +166,26 @@ def main() -> None:
         log("start: " + " ".join(sys.argv))
         v = validate()
         best, best_state = v, {k: t.clone() for k, t in head.state_dict().items()}
-        log(f"val step 0: MSS {v:.4f} (start head); prior mean {base_mean:.4f} on {len(vi)} excerpts of {args.crop_seconds} s")
+        log(
+            f"val step 0: MSS {v:.4f} (start head); prior mean {base_mean:.4f} on {len(vi)} excerpts of {args.crop_seconds} s"
+        )
     metrics_f = open(args.run / "metrics.jsonl", "a")
     t_start = time.time()
 
     def save_ckpt():
         tmp = args.run / "ckpt.tmp"
-        torch.save(dict(head=head.state_dict(), opt=opt.state_dict(), step=step, best=best, best_state=best_state,
-                        rng=rng.bit_generator.state, elapsed_s=elapsed_before + time.time() - t_start), tmp)
+        torch.save(
+            dict(
+                head=head.state_dict(),
+                opt=opt.state_dict(),
+                step=step,
+                best=best,
+                best_state=best_state,
+                rng=rng.bit_generator.state,
+                elapsed_s=elapsed_before + time.time() - t_start,
+            ),
+            tmp,
+        )
         os.replace(tmp, ckpt)
 
     acc, n_acc = np.zeros(2), 0
@@ -220,11 +234,21 @@ def main() -> None:
         src = torch.load(args.weights, map_location="cpu", weights_only=True).get("provenance", {})
         man = args.data / "manifest.json"
         prov = dict(
-            script="scripts/tune_fx_head_audio.py", command="python scripts/tune_fx_head_audio.py " + " ".join(sys.argv[1:]),
-            commit=git_commit(), seed=args.seed, steps=step, start_weights=str(args.weights.name), start_provenance=src,
+            script="scripts/tune_fx_head_audio.py",
+            command="python scripts/tune_fx_head_audio.py " + " ".join(sys.argv[1:]),
+            commit=git_commit(),
+            seed=args.seed,
+            steps=step,
+            start_weights=str(args.weights.name),
+            start_provenance=src,
             data_manifest_sha256=hashlib.sha256(man.read_bytes()).hexdigest() if man.exists() else None,
-            head_audio=dict(val_mss_best=round(best, 4), val_mss_prior_mean=round(base_mean, 4), val_items=len(vi),
-                            crop_seconds=args.crop_seconds, train_examples=len(tr["z"])),
+            head_audio=dict(
+                val_mss_best=round(best, 4),
+                val_mss_prior_mean=round(base_mean, 4),
+                val_items=len(vi),
+                crop_seconds=args.crop_seconds,
+                train_examples=len(tr["z"]),
+            ),
             torch=str(torch.__version__),
         )
         export(enc, args.export, prov)

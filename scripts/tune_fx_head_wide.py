@@ -137,7 +137,7 @@ def make_data(args) -> None:
             raw = mean + L @ (f * z_train[row] + 0.3 * torch.randn(130, generator=gen, dtype=torch.float64))
             kind = "internal train, pushed"
         t = int(rng.integers(0, chunks.shape[-1] - crop + 1))
-        inp = head_inputs_for(enc, chain, np.asarray(chunks[ref_id][t:t + crop]), np.asarray(chunks[dry_id]), raw)
+        inp = head_inputs_for(enc, chain, np.asarray(chunks[ref_id][t : t + crop]), np.asarray(chunks[dry_id]), raw)
         if inp is None:
             print(f"example {i}: non-finite or silent render, skipped", flush=True)
             shard["n"] = i + 1
@@ -192,9 +192,13 @@ def fit(args) -> None:
             raw_err = (zp - va["z"].double()) @ L.T  # raw = mean + L z
             pm = raw_err.square().mean(1)
             base = (va["z"].double() @ L.T).square().mean(1)
-        return dict(pmse_other=float(pm[other].mean()), pmse_other_mean=float(base[other].mean()),
-                    pmse_wide=float(pm[~other].mean()), pmse_wide_mean=float(base[~other].mean()),
-                    z_mse=float((zp - va["z"].double().clamp(-3, 3)).square().mean()))
+        return dict(
+            pmse_other=float(pm[other].mean()),
+            pmse_other_mean=float(base[other].mean()),
+            pmse_wide=float(pm[~other].mean()),
+            pmse_wide_mean=float(base[~other].mean()),
+            z_mse=float((zp - va["z"].double().clamp(-3, 3)).square().mean()),
+        )
 
     log_path = args.run / "fit.log"
 
@@ -203,7 +207,9 @@ def fit(args) -> None:
         with open(log_path, "a") as f:
             f.write(msg + "\n")
 
-    log(f"fit: {len(zt)} train examples from {len(parts)} shard(s), {len(xv)} validation ({int(other.sum())} internal non-train)")
+    log(
+        f"fit: {len(zt)} train examples from {len(parts)} shard(s), {len(xv)} validation ({int(other.sum())} internal non-train)"
+    )
     s0 = scores()
     log(f"epoch -1 (shipped head): {json.dumps({k: round(v, 4) for k, v in s0.items()})}")
     best, best_state, best_epoch = s0["pmse_other"], {k: v.clone() for k, v in net.head.state_dict().items()}, -1
@@ -213,7 +219,7 @@ def fit(args) -> None:
     for epoch in range(args.epochs):
         perm = torch.randperm(len(zt), generator=gen)
         for i in range(0, len(zt), 128):
-            idx = perm[i:i + 128]
+            idx = perm[i : i + 128]
             loss = (predict(xt[idx]) - zt[idx]).square().mean()
             opt.zero_grad()
             loss.backward()
@@ -224,17 +230,34 @@ def fit(args) -> None:
             best, best_epoch = s["pmse_other"], epoch
             best_state = {k: v.clone() for k, v in net.head.state_dict().items()}
     net.head.load_state_dict(best_state)
-    log(f"kept epoch {best_epoch}: validation PMSE on internal non-train rows {best:.4f} (shipped head {s0['pmse_other']:.4f})")
+    log(
+        f"kept epoch {best_epoch}: validation PMSE on internal non-train rows {best:.4f} (shipped head {s0['pmse_other']:.4f})"
+    )
     if args.export:
         base = load_fx_weights(DEFAULT_WEIGHTS)
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
         prov = dict(base.get("provenance", {}))
-        prov["head_refit"] = dict(script="scripts/tune_fx_head_wide.py", command=" ".join(sys.argv), commit=commit,
-                                  base_weights=Path(DEFAULT_WEIGHTS).name, train_examples=len(zt),
-                                  kept_epoch=best_epoch, validation=scores(), shipped_head_validation=s0)
-        out = dict(format=WEIGHTS_FORMAT, format_version=WEIGHTS_FORMAT_VERSION, config=base["config"],
-                   state_dict={k: v.detach().clone() for k, v in net.state_dict().items()},
-                   prior_mean=base["prior_mean"], prior_chol=base["prior_chol"], provenance=prov)
+        prov["head_refit"] = dict(
+            script="scripts/tune_fx_head_wide.py",
+            command=" ".join(sys.argv),
+            commit=commit,
+            base_weights=Path(DEFAULT_WEIGHTS).name,
+            train_examples=len(zt),
+            kept_epoch=best_epoch,
+            validation=scores(),
+            shipped_head_validation=s0,
+        )
+        out = dict(
+            format=WEIGHTS_FORMAT,
+            format_version=WEIGHTS_FORMAT_VERSION,
+            config=base["config"],
+            state_dict={k: v.detach().clone() for k, v in net.state_dict().items()},
+            prior_mean=base["prior_mean"],
+            prior_chol=base["prior_chol"],
+            provenance=prov,
+        )
         args.export.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.export.with_suffix(".tmp")
         torch.save(out, tmp)

@@ -98,8 +98,15 @@ def published_encoder_layout(embed_dim=512, n_mels=128, n_fft=2048) -> Dict[str,
     }
 
     def bn(name, c):
-        layout.update({f"{name}.weight": (c,), f"{name}.bias": (c,), f"{name}.running_mean": (c,),
-                       f"{name}.running_var": (c,), f"{name}.num_batches_tracked": ()})
+        layout.update(
+            {
+                f"{name}.weight": (c,),
+                f"{name}.bias": (c,),
+                f"{name}.running_mean": (c,),
+                f"{name}.running_var": (c,),
+                f"{name}.num_batches_tracked": (),
+            }
+        )
 
     bn("bn0", n_mels)
     channels = [1, 64, 128, 256, 512, 1024, 2048]
@@ -151,8 +158,12 @@ def published_checkpoint(net: AFxRepNet) -> dict:
     }
     encoder.update(net.state_dict())
     state = {"encoder." + k: v.clone() for k, v in encoder.items()}
-    for name, shape in (("instance_estimator.0", (64, 2048)), ("instance_estimator.2", (63, 64)),
-                        ("preset_estimator.0", (64, 2111)), ("preset_estimator.2", (10, 64))):
+    for name, shape in (
+        ("instance_estimator.0", (64, 2048)),
+        ("instance_estimator.2", (63, 64)),
+        ("preset_estimator.0", (64, 2111)),
+        ("preset_estimator.2", (10, 64)),
+    ):
         state[f"{name}.weight"] = torch.zeros(shape)
         state[f"{name}.bias"] = torch.zeros(shape[0])
     return {
@@ -165,8 +176,16 @@ def published_checkpoint(net: AFxRepNet) -> dict:
         "optimizer_states": [],
         "lr_schedulers": [],
         "hparams_name": "kwargs",
-        "hyper_parameters": {"lr": 1e-4, "num_instances": 63, "num_presets": 10, "num_adv_classes": 0,
-                             "weight_decay": 1e-4, "max_epochs": 500, "embed_mode": "concat", "norm": "L2"},
+        "hyper_parameters": {
+            "lr": 1e-4,
+            "num_instances": 63,
+            "num_presets": 10,
+            "num_adv_classes": 0,
+            "weight_decay": 1e-4,
+            "max_epochs": 500,
+            "embed_mode": "concat",
+            "norm": "L2",
+        },
     }
 
 
@@ -247,7 +266,7 @@ def test_bare_encoder_state_dict_and_input_norm(net, tmp_path):
     """The encoder's own tensors (what people extract from the Lightning file) load too; a bn0
     that ran during training (num_batches_tracked > 0) means input_norm='batchnorm'."""
     full = published_checkpoint(net)["state_dict"]
-    bare = {k[len("encoder."):]: v for k, v in full.items() if k.startswith("encoder.")}
+    bare = {k[len("encoder.") :]: v for k, v in full.items() if k.startswith("encoder.")}
     bare["bn0.num_batches_tracked"] = torch.tensor(1000)
     path = tmp_path / "encoder_state.pt"
     torch.save(bare, path)

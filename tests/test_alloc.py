@@ -25,7 +25,9 @@ def _run(probe, env_value):
     env.pop(alloc.ENV_VAR, None)
     if env_value is not None:
         env[alloc.ENV_VAR] = env_value
-    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
+    ).stdout.strip()
 
 
 def test_import_leaves_the_allocator_alone():

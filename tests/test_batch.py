@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vocalfx.batch import BatchError, BatchItem, folder_items, load_pairs, match_batch
+from vocalfx.batch import BatchError, folder_items, load_pairs, match_batch
 from vocalfx.cli import main
 from vocalfx.engine import EngineError, run_tasks
 
@@ -60,11 +60,18 @@ def _pairs(d: Path, rows, name="pairs.csv") -> Path:
 
 
 def _records(out: Path):
-    return {p.stem: json.loads(p.read_text()) for p in sorted((out / "items").glob("*.json")) if not p.name.endswith(".preset.json")}
+    return {
+        p.stem: json.loads(p.read_text())
+        for p in sorted((out / "items").glob("*.json"))
+        if not p.name.endswith(".preset.json")
+    }
 
 
 def _presets(out: Path):
-    return {p.name[: -len(".preset.json")]: np.asarray(json.loads(p.read_text())["raw"]) for p in (out / "items").glob("*.preset.json")}
+    return {
+        p.name[: -len(".preset.json")]: np.asarray(json.loads(p.read_text())["raw"])
+        for p in (out / "items").glob("*.preset.json")
+    }
 
 
 def test_pairs_lists_and_folders_are_checked(files, tmp_path):
@@ -73,10 +80,14 @@ def test_pairs_lists_and_folders_are_checked(files, tmp_path):
     assert [i.name for i in items] == ["a", "take1"] and Path(items[0].dry) == files / "take0.wav"
     (tmp_path / "opts.csv").write_text(f"dry,reference,alpha,steps\n{files / 'take0.wav'},{files / 'ref.wav'},0.5,\n")
     assert load_pairs(tmp_path / "opts.csv")[0].options == {"alpha": 0.5}  # an empty cell keeps the batch's value
-    for text, words in [("dry,name\nx.wav,a\n", "no reference column"), ("dry,reference,volume\na.wav,b.wav,3\n", "unknown column 'volume'"),
-                        ("dry,reference,steps\na.wav,b.wav,many\n", "steps 'many' is not a int"),
-                        ("dry,reference,name\na.wav,b.wav,x\nc.wav,b.wav,x\n", "both named 'x'"),
-                        ("dry,reference,name\na.wav,b.wav,../up\n", "name '../up'"), ("dry,reference\n", "no items")]:
+    for text, words in [
+        ("dry,name\nx.wav,a\n", "no reference column"),
+        ("dry,reference,volume\na.wav,b.wav,3\n", "unknown column 'volume'"),
+        ("dry,reference,steps\na.wav,b.wav,many\n", "steps 'many' is not a int"),
+        ("dry,reference,name\na.wav,b.wav,x\nc.wav,b.wav,x\n", "both named 'x'"),
+        ("dry,reference,name\na.wav,b.wav,../up\n", "name '../up'"),
+        ("dry,reference\n", "no items"),
+    ]:
         (tmp_path / "bad.csv").write_text(text)
         with pytest.raises(BatchError, match=words):
             load_pairs(tmp_path / "bad.csv")
@@ -86,8 +97,15 @@ def test_pairs_lists_and_folders_are_checked(files, tmp_path):
 
 def test_bad_items_are_error_rows_and_a_rerun_skips_finished_items(files, tmp_path, capsys):
     out = tmp_path / "out"
-    pairs = _pairs(tmp_path, [(files / "take0.wav", files / "ref.wav", "good"), (files / "silent.wav", files / "ref.wav", "silent"),
-                              (files / "corrupt.wav", files / "ref.wav", "corrupt"), (files / "take1.wav", files / "short.wav", "short")])
+    pairs = _pairs(
+        tmp_path,
+        [
+            (files / "take0.wav", files / "ref.wav", "good"),
+            (files / "silent.wav", files / "ref.wav", "silent"),
+            (files / "corrupt.wav", files / "ref.wav", "corrupt"),
+            (files / "take1.wav", files / "short.wav", "short"),
+        ],
+    )
     assert main(["match-batch", str(pairs), "-o", str(out), *FAST_FLAGS]) == 1
     err = capsys.readouterr().err
     rows = {r["name"]: r for r in csv.DictReader(open(out / "summary.csv"))}
@@ -102,14 +120,29 @@ def test_bad_items_are_error_rows_and_a_rerun_skips_finished_items(files, tmp_pa
     assert main(["match-batch", str(pairs), "-o", str(out), *FAST_FLAGS]) == 1  # nothing recomputed, same errors
     assert {p: p.stat().st_mtime_ns for p in (out / "items").iterdir()} == stamps
     assert "0 item(s) matched (0 failed), 4 already finished" in capsys.readouterr().out
-    assert main(["match-batch", str(pairs), "-o", str(out), "--alpha", "0.5", *FAST_FLAGS]) == 1  # other settings: refused
+    assert (
+        main(["match-batch", str(pairs), "-o", str(out), "--alpha", "0.5", *FAST_FLAGS]) == 1
+    )  # other settings: refused
     assert "other inputs or settings" in capsys.readouterr().err
     from vocalfx import defaults as D
 
     # the settings the command line recorded: its defaults (vocalfx.defaults) and FAST_FLAGS
-    res = match_batch(load_pairs(pairs), out, settings={"steps": 3, "chunk_seconds": 1.5, "seed": 0, "alpha": D.MATCH_ALPHA,
-                                                        "encoder": D.MATCH_ENCODER, "init": D.MATCH_INIT, "strength": 1.0},
-                      threads=1, retry_failed=True, progress=False)
+    res = match_batch(
+        load_pairs(pairs),
+        out,
+        settings={
+            "steps": 3,
+            "chunk_seconds": 1.5,
+            "seed": 0,
+            "alpha": D.MATCH_ALPHA,
+            "encoder": D.MATCH_ENCODER,
+            "init": D.MATCH_INIT,
+            "strength": 1.0,
+        },
+        threads=1,
+        retry_failed=True,
+        progress=False,
+    )
     assert (res.computed, res.failed, res.skipped) == (3, 3, 1)  # only the failed ones again
     assert (out / "items" / "good.json").stat().st_mtime_ns == stamps[out / "items" / "good.json"]
 
@@ -120,7 +153,10 @@ def test_folder_form_matches_every_take_to_one_reference(files, tmp_path, capsys
     for i in (0, 1):
         (d / f"take{i}.wav").write_bytes((files / f"take{i}.wav").read_bytes())
     (d / "notes.txt").write_text("not audio")
-    assert main(["match-batch", str(d), "--reference", str(files / "ref.wav"), "-o", str(tmp_path / "out"), *FAST_FLAGS]) == 0
+    assert (
+        main(["match-batch", str(d), "--reference", str(files / "ref.wav"), "-o", str(tmp_path / "out"), *FAST_FLAGS])
+        == 0
+    )
     assert sorted(_records(tmp_path / "out")) == ["take0", "take1"]
     assert main(["match-batch", str(d), "-o", str(tmp_path / "o2"), *FAST_FLAGS]) == 1
     assert "needs --reference" in capsys.readouterr().err
@@ -154,8 +190,13 @@ def _kill_when(args, ready, timeout_s=240):
     """Run `vocalfx ARGS` in its own process group; SIGKILL the whole group (the run, its Ray
     instance and workers: a node that dies) once ``ready()``. Returns the seconds it ran."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "vocalfx.cli", *args], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vocalfx.cli", *args],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     t0 = time.monotonic()
     try:
         while not ready():
@@ -216,8 +257,9 @@ def test_ray_eval_killed_resumes_and_equals_the_local_engine(ray_installed, file
     for i in range(2):
         sf.write(d / "vocals" / f"v{i}.wav", _vocal(20 + i, 4.0), SR, subtype="FLOAT")
         tracks.append({"track": f"v{i}", "vocal": f"vocals/v{i}.wav", "preset": i})
-    (d / "protocol.json").write_text(json.dumps(
-        {"chunk_seconds": 1.0, "lufs": -18.0, "preset_collection": "truth.json", "tracks": tracks}))
+    (d / "protocol.json").write_text(
+        json.dumps({"chunk_seconds": 1.0, "lufs": -18.0, "preset_collection": "truth.json", "tracks": tracks})
+    )
     base = ["eval", "--corpus", str(d), "--methods", "mean,oracle,ito:mfcc:0.1", "--ito-steps", "3", "-q"]
     assert main([*base, "--out", str(tmp_path / "local"), "--threads", "1"]) == 0
     out = tmp_path / "ray"

@@ -19,8 +19,19 @@ def error_db(y: np.ndarray, g: np.ndarray) -> float:
 
 
 GOLDEN_PRESETS = [
-    "default_seed0", "internal_000", "internal_050", "internal_100", "internal_150", "internal_200",
-    "internal_250", "internal_300", "internal_350", "medleydb_000", "medleydb_020", "medleydb_040", "medleydb_060",
+    "default_seed0",
+    "internal_000",
+    "internal_050",
+    "internal_100",
+    "internal_150",
+    "internal_200",
+    "internal_250",
+    "internal_300",
+    "internal_350",
+    "medleydb_000",
+    "medleydb_020",
+    "medleydb_040",
+    "medleydb_060",
 ]
 
 
@@ -90,17 +101,25 @@ def test_physical_values_agree_with_the_goldens_decoding(shared, name):
     p = Preset.from_diffvox(z["raw151"]).physical
     eq, ce, dl, fdn = d["eq"], d["compexp"], d["delay"], d["fdn"]
     pairs = [
-        (p["peak1.freq_hz"], eq["peak1"]["freq_hz"]), (p["peak1.q"], eq["peak1"]["Q"]),
-        (p["peak2.gain_db"], eq["peak2"]["gain_db"]), (p["low_shelf.freq_hz"], eq["lowshelf"]["freq_hz"]),
-        (p["high_shelf.freq_hz"], eq["highshelf"]["freq_hz"]), (p["lowpass.q"], eq["lowpass"]["Q"]),
+        (p["peak1.freq_hz"], eq["peak1"]["freq_hz"]),
+        (p["peak1.q"], eq["peak1"]["Q"]),
+        (p["peak2.gain_db"], eq["peak2"]["gain_db"]),
+        (p["low_shelf.freq_hz"], eq["lowshelf"]["freq_hz"]),
+        (p["high_shelf.freq_hz"], eq["highshelf"]["freq_hz"]),
+        (p["lowpass.q"], eq["lowpass"]["Q"]),
         (p["highpass.freq_hz"], eq["highpass"]["freq_hz"]),
-        (p["comp.comp_threshold_db"], ce["cmp_th_db"]), (p["comp.comp_ratio"], ce["cmp_ratio"]),
-        (p["comp.exp_ratio"], ce["exp_ratio"]), (p["comp.lookahead_ms"], ce["lookahead_ms"]),
+        (p["comp.comp_threshold_db"], ce["cmp_th_db"]),
+        (p["comp.comp_ratio"], ce["cmp_ratio"]),
+        (p["comp.exp_ratio"], ce["exp_ratio"]),
+        (p["comp.lookahead_ms"], ce["lookahead_ms"]),
         (p["comp.attack_ms"], ce["attack_ms(torchcomp coef2ms)"]),
         (p["comp.release_ms"], ce["release_ms(torchcomp coef2ms)"]),
-        (p["send.delay_to_reverb"], d["send_delay_to_fdn"]), (p["pan.position"], d["direct_pan"]["pan_-100..100"]),
-        (p["delay.delay_ms"], dl["delay_ms"]), (p["delay.feedback"], dl["feedback"]),
-        (p["delay.lowpass_q"], dl["loop_lowpass_Q"]), (p["delay.odd_pan"], dl["odd_pan_-100..100"]),
+        (p["send.delay_to_reverb"], d["send_delay_to_fdn"]),
+        (p["pan.position"], d["direct_pan"]["pan_-100..100"]),
+        (p["delay.delay_ms"], dl["delay_ms"]),
+        (p["delay.feedback"], dl["feedback"]),
+        (p["delay.lowpass_q"], dl["loop_lowpass_Q"]),
+        (p["delay.odd_pan"], dl["odd_pan_-100..100"]),
         (p["reverb_eq_peak1.q"], fdn["post_eq"]["peak1"]["Q"]),
         (p["reverb_eq_high_shelf.freq_hz"], fdn["post_eq"]["highshelf"]["freq_hz"]),
     ]
@@ -211,6 +230,7 @@ def test_recompute_dynamics_gives_the_same_gradients():
     assert gv0.abs().sum() > 0 and gx0.abs().sum() > 0
     # a central difference along the compressor's threshold (an index the gradient must see)
     from vocalfx.params import INDEX
+
     i = INDEX["comp.comp_threshold_db"]
     chain = VocalChain(44100).double()
     chain.recompute_dynamics = True

@@ -74,7 +74,12 @@ def test_preset_file_and_collection_index(tmp_path, dry, capsys):
     assert run(["render", dry, p, "-o", tmp_path / "a.wav"], capsys)[0] == 0
     code, _, err = run(["render", dry, ROOT / "presets" / "vocalfx-starter.json", "-o", tmp_path / "b.wav"], capsys)
     assert code == 1 and "--index" in err
-    assert run(["render", dry, ROOT / "presets" / "vocalfx-starter.json", "--index", "2", "-o", tmp_path / "b.wav"], capsys)[0] == 0
+    assert (
+        run(
+            ["render", dry, ROOT / "presets" / "vocalfx-starter.json", "--index", "2", "-o", tmp_path / "b.wav"], capsys
+        )[0]
+        == 0
+    )
 
 
 def test_preset_show_list_and_import(tmp_path, capsys, shared):
@@ -175,7 +180,11 @@ def test_console_script_exit_codes(tmp_path):
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "vocalfx.cli"]
     r = subprocess.run(cmd + ["render"], capture_output=True, text=True)
     assert r.returncode == 2
-    r = subprocess.run(cmd + ["render", str(tmp_path / "x.wav"), "natural", "-o", str(tmp_path / "y.wav")], capture_output=True, text=True)
+    r = subprocess.run(
+        cmd + ["render", str(tmp_path / "x.wav"), "natural", "-o", str(tmp_path / "y.wav")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1 and "Traceback" not in r.stderr and "x.wav" in r.stderr
 
 

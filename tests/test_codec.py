@@ -40,7 +40,7 @@ def test_mp3_roundtrip_keeps_length_level_and_alignment():
         # the decoder's delay is cut exactly: the cross-correlation peaks at lag 0 (+-50 searched)
         a, b = x.double().mean(0).numpy(), y.double().mean(0).numpy()
         lags = range(-50, 51)
-        xc = [np.dot(a[100:-100], b[100 + k: len(b) - 100 + k]) for k in lags]
+        xc = [np.dot(a[100:-100], b[100 + k : len(b) - 100 + k]) for k in lags]
         assert list(lags)[int(np.argmax(xc))] == 0
         # the codec changes the waveform (a perceptual codec: noise-like content is not kept sample
         # for sample), but keeps its spectrum below 4 kHz within 1.5 dB and its level within 0.5 dB
@@ -50,7 +50,10 @@ def test_mp3_roundtrip_keeps_length_level_and_alignment():
         band = (f > 100) & (f < 4000)
         ratio_db = 10 * np.log10(py[:, band].sum(-1) / px[:, band].sum(-1))
         fine_db = 10 * np.log10(py[:, band] / px[:, band])
-        assert np.abs(ratio_db).max() < 0.5 and np.abs(np.median(fine_db, -1)).max() < 1.5, (ratio_db, np.median(fine_db, -1))
+        assert np.abs(ratio_db).max() < 0.5 and np.abs(np.median(fine_db, -1)).max() < 1.5, (
+            ratio_db,
+            np.median(fine_db, -1),
+        )
     with pytest.raises(ValueError, match="silent"):
         lossy_roundtrip(torch.zeros(2, SR), SR, "mp3:64")
 

@@ -33,9 +33,7 @@ def enc():
 @pytest.fixture(scope="module")
 def golden_outputs(shared):
     """The six golden chain outputs, stacked ``(6, 2, 264600)`` float32."""
-    return torch.stack(
-        [torch.from_numpy(np.load(shared / "goldens" / f"{n}.npz")["output"]) for n in GOLDEN_NAMES]
-    )
+    return torch.stack([torch.from_numpy(np.load(shared / "goldens" / f"{n}.npz")["output"]) for n in GOLDEN_NAMES])
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,9 @@ import pytest
 import soundfile as sf
 import torch
 
+from vocalfx import params as P
 from vocalfx._data import data_path
 from vocalfx.cli import main
-from vocalfx.matching.chunks import active_mask
 from vocalfx.evaluation import (
     EvalError,
     MethodOptions,
@@ -33,11 +33,10 @@ from vocalfx.evaluation import (
     prepare_track,
     score,
 )
-from vocalfx import params as P
 from vocalfx.io import integrated_loudness, loudness_normalize
-from vocalfx.preset import Preset
+from vocalfx.matching.chunks import active_mask
 from vocalfx.metrics import mldr, mss
-from vocalfx.preset import load_collection, save_collection
+from vocalfx.preset import Preset, load_collection, save_collection
 from vocalfx.prior import GaussianPrior
 from vocalfx.render import render
 
@@ -53,7 +52,7 @@ def _vocal(seed: int, seconds: float) -> np.ndarray:
     t = np.arange(int(seconds * SR)) / SR
     f0 = 180 + 60 * rng.random() + 20 * np.sin(2 * np.pi * 0.3 * t) + 3 * np.sin(2 * np.pi * 5.5 * t)
     phase = 2 * np.pi * np.cumsum(f0) / SR
-    x = sum(np.sin(k * phase) / k ** 1.2 for k in range(1, 25))
+    x = sum(np.sin(k * phase) / k**1.2 for k in range(1, 25))
     env = 0.55 + 0.45 * np.sin(2 * np.pi * (1.5 + rng.random()) * t) ** 2
     return (0.2 * x * env / np.abs(x).max() + 0.002 * rng.standard_normal(t.size)).astype(np.float32)
 
@@ -71,8 +70,9 @@ def corpus_dir(tmp_path_factory) -> Path:
     for i in range(2):
         sf.write(d / "vocals" / f"v{i}.wav", _vocal(i, CHUNK_S * N_CHUNKS), SR, subtype="FLOAT")
         tracks.append({"track": f"v{i}", "vocal": f"vocals/v{i}.wav", "preset": i})
-    (d / "protocol.json").write_text(json.dumps(
-        {"chunk_seconds": CHUNK_S, "lufs": -18.0, "preset_collection": "truth.json", "tracks": tracks}))
+    (d / "protocol.json").write_text(
+        json.dumps({"chunk_seconds": CHUNK_S, "lufs": -18.0, "preset_collection": "truth.json", "tracks": tracks})
+    )
     return d
 
 
@@ -86,7 +86,10 @@ def _opts(corpus_dir, **kw) -> MethodOptions:
 
 
 def _cells(out: Path):
-    return {p.relative_to(out / "cells").as_posix(): json.loads(p.read_text()) for p in sorted((out / "cells").glob("*/*.json"))}
+    return {
+        p.relative_to(out / "cells").as_posix(): json.loads(p.read_text())
+        for p in sorted((out / "cells").glob("*/*.json"))
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -145,16 +148,29 @@ def test_score_is_the_metrics_on_the_whole_tracks(corpus):
 def test_method_specs_expand_and_name_uniquely(corpus_dir):
     opts = MethodOptions(encoders=("mfcc", "mir"), alphas=(0.0, 0.1))
     names = [m.name for m in parse_methods(["all"], opts)]
-    assert names == ["oracle", "mean", "nn-param", "nn-emb-mfcc", "nn-emb-mir",
-                     "ito-mfcc-a0", "ito-mfcc-a0.1", "ito-mir-a0", "ito-mir-a0.1"]
+    assert names == [
+        "oracle",
+        "mean",
+        "nn-param",
+        "nn-emb-mfcc",
+        "nn-emb-mir",
+        "ito-mfcc-a0",
+        "ito-mfcc-a0.1",
+        "ito-mir-a0",
+        "ito-mir-a0.1",
+    ]
     ms = parse_methods(["oracle,ito:mir:1", "nn-emb:mfcc", "oracle"], opts)
     assert [m.name for m in ms] == ["oracle", "ito-mir-a1", "nn-emb-mfcc"]
     # A spec rebuilds exactly its method (how worker processes get theirs).
     for m in parse_methods(["all"], opts):
         (again,) = parse_methods([m.spec], opts)
         assert again.name == m.name
-    for bad, msg in [("nope", "unknown method"), ("ito:nope", "unknown encoder"), ("ito:mfcc:-1", "alpha"),
-                     ("oracle:x", "no arguments")]:
+    for bad, msg in [
+        ("nope", "unknown method"),
+        ("ito:nope", "unknown encoder"),
+        ("ito:mfcc:-1", "alpha"),
+        ("oracle:x", "no arguments"),
+    ]:
         with pytest.raises(EvalError, match=msg):
             parse_methods([bad], opts)
 
@@ -183,7 +199,8 @@ def test_baselines_oracle_and_nearest_neighbours(corpus_dir, corpus, tmp_path):
     # Reports: per-track CSV and a summary with mean and median tables.
     rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv")))
     assert [(r["track"], r["method"], r["status"]) for r in rows] == [
-        (t, m, "ok") for t in ("v0", "v1") for m in ("oracle", "mean", "nn-param", "nn-emb-mfcc")]
+        (t, m, "ok") for t in ("v0", "v1") for m in ("oracle", "mean", "nn-param", "nn-emb-mfcc")
+    ]
     md = (tmp_path / "out" / "summary.md").read_text()
     assert "### Mean over tracks" in md and "### Median over tracks" in md
     assert "| oracle | 0.000 | 0.000 | 0.000 | 0.000 | 0.000 | 2 |" in md
@@ -274,7 +291,9 @@ def test_level_reference_rows_follow_the_reference_loudness(corpus_dir, corpus, 
     res = evaluate(corpus, methods, tmp_path / "out", options=opts, progress=False)
     assert res.failed == 0, res.errors
     popts = _opts(corpus_dir, ito_steps=0)
-    res = evaluate(corpus, parse_methods(["pred", "ito:mfcc:0.1"], popts), tmp_path / "plain", options=popts, progress=False)
+    res = evaluate(
+        corpus, parse_methods(["pred", "ito:mfcc:0.1"], popts), tmp_path / "plain", options=popts, progress=False
+    )
     assert res.failed == 0, res.errors
     cells = {**_cells(tmp_path / "out"), **_cells(tmp_path / "plain")}
     mean = GaussianPrior.default().mean.double().numpy()
@@ -311,12 +330,22 @@ def test_match_row_is_vocalfx_match_with_its_defaults(corpus_dir, corpus, tmp_pa
     cell = _cells(tmp_path / "out")["v0/match.json"]
     cfg = cell["config"]
     assert (cfg["encoder"], cfg["init"], cfg["steps"], cfg["lr"], cfg["alpha"]) == (
-        D.MATCH_ENCODER, D.MATCH_INIT, D.MATCH_STEPS, D.MATCH_LR, D.MATCH_ALPHA)
+        D.MATCH_ENCODER,
+        D.MATCH_INIT,
+        D.MATCH_STEPS,
+        D.MATCH_LR,
+        D.MATCH_ALPHA,
+    )
     assert cell["info"]["init"] == "predicted (fx)" and cell["info"]["level"] == "reference"
     # the same as calling vocalfx.match on the chunks with nothing but the chunk length
     t = prepare_track(corpus.tracks[0], chunk_seconds=CHUNK_S)
-    direct = match(t.input.permute(1, 0, 2).reshape(1, -1), t.reference.permute(1, 0, 2).reshape(2, -1), SR,
-                   chunk_seconds=CHUNK_S, progress=False)
+    direct = match(
+        t.input.permute(1, 0, 2).reshape(1, -1),
+        t.reference.permute(1, 0, 2).reshape(2, -1),
+        SR,
+        chunk_seconds=CHUNK_S,
+        progress=False,
+    )
     np.testing.assert_allclose(cell["vector"], direct.preset.raw, rtol=0, atol=1e-5)
 
 
@@ -345,8 +374,22 @@ def test_a_method_is_one_plugin_file(corpus_dir, corpus, tmp_path):
         "    def predict(self, track, context):\n"
         "        return Prediction(np.zeros(130), {'note': 'all raw values 0'})\n"
     )
-    code = main(["eval", "--corpus", str(corpus_dir), "--out", str(tmp_path / "out"), "--methods", "zeros",
-                 "--plugin", str(plugin), "--tracks", "v1", "-q"])
+    code = main(
+        [
+            "eval",
+            "--corpus",
+            str(corpus_dir),
+            "--out",
+            str(tmp_path / "out"),
+            "--methods",
+            "zeros",
+            "--plugin",
+            str(plugin),
+            "--tracks",
+            "v1",
+            "-q",
+        ]
+    )
     assert code == 0
     cell = _cells(tmp_path / "out")["v1/zeros.json"]
     assert cell["info"] == {"note": "all raw values 0"} and cell["status"] == "ok"
@@ -383,9 +426,18 @@ def test_failed_cells_are_kept_and_retried_on_request(corpus_dir, tmp_path):
     d.mkdir()
     sf.write(d / "short.wav", _vocal(3, 1.5), SR, subtype="FLOAT")
     sf.write(d / "ok.wav", _vocal(4, 4.0), SR, subtype="FLOAT")
-    (d / "protocol.json").write_text(json.dumps({
-        "chunk_seconds": 1.0, "preset_collection": str(corpus_dir / "truth.json"),
-        "tracks": [{"track": "short", "vocal": "short.wav", "preset": 0}, {"track": "ok", "vocal": "ok.wav", "preset": 1}]}))
+    (d / "protocol.json").write_text(
+        json.dumps(
+            {
+                "chunk_seconds": 1.0,
+                "preset_collection": str(corpus_dir / "truth.json"),
+                "tracks": [
+                    {"track": "short", "vocal": "short.wav", "preset": 0},
+                    {"track": "ok", "vocal": "ok.wav", "preset": 1},
+                ],
+            }
+        )
+    )
     out = tmp_path / "out"
     code = main(["eval", "--corpus", str(d), "--out", str(out), "--methods", "oracle", "-q"])
     assert code == 1  # a failed cell: exit 1, and it is listed
@@ -402,8 +454,9 @@ def test_failed_cells_are_kept_and_retried_on_request(corpus_dir, tmp_path):
 def _run_until_cells(args, out: Path, n: int, sig: int):
     """Start `vocalfx eval ARGS` in a subprocess, send it ``sig`` once ``n`` cells exist; return its exit code, stderr."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "vocalfx.cli", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vocalfx.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 180
     try:
         while len(list(out.glob("cells/*/*.json"))) < n:
@@ -436,8 +489,20 @@ def _check_resumed(out: Path, done, capsys, n: int) -> None:
 def test_killed_run_continues_where_it_stopped(corpus_dir, tmp_path, capsys):
     """SIGKILL `vocalfx eval` mid-run (no clean-up at all), run the same command again: full table."""
     out = tmp_path / "out"
-    args = ["eval", "--corpus", str(corpus_dir), "--out", str(out), "--methods", "oracle,mean,nn-param",
-            "--collection", str(corpus_dir / "collection.json"), "--threads", "1", "-q"]
+    args = [
+        "eval",
+        "--corpus",
+        str(corpus_dir),
+        "--out",
+        str(out),
+        "--methods",
+        "oracle,mean,nn-param",
+        "--collection",
+        str(corpus_dir / "collection.json"),
+        "--threads",
+        "1",
+        "-q",
+    ]
     _run_until_cells(args, out, 2, signal.SIGKILL)
     done = _stamps(out)
     assert 2 <= len(done) < 6, "the run was not interrupted mid-way"
@@ -449,8 +514,20 @@ def test_killed_run_continues_where_it_stopped(corpus_dir, tmp_path, capsys):
 def test_terminated_parallel_run_stops_its_workers_and_continues(corpus_dir, tmp_path, capsys):
     """SIGTERM (`kill PID`) a run with two worker processes: it exits at once, its workers too."""
     out = tmp_path / "out"
-    args = ["eval", "--corpus", str(corpus_dir), "--out", str(out), "--methods", "oracle,mean,nn-param",
-            "--collection", str(corpus_dir / "collection.json"), "--jobs", "2", "-q"]
+    args = [
+        "eval",
+        "--corpus",
+        str(corpus_dir),
+        "--out",
+        str(out),
+        "--methods",
+        "oracle,mean,nn-param",
+        "--collection",
+        str(corpus_dir / "collection.json"),
+        "--jobs",
+        "2",
+        "-q",
+    ]
     code, err = _run_until_cells(args, out, 1, signal.SIGTERM)
     assert code == 1 and "interrupted" in err, err
     done = _stamps(out)

@@ -14,11 +14,11 @@ import soundfile as sf
 import torch
 
 from vocalfx import params as P
-from vocalfx.matching import fit as F
 from vocalfx.cli import main
-from vocalfx.matching import FitError, align_pair, find_lag, fit_pair, pair_loss
-from vocalfx.matching.chunks import chunk_pair
 from vocalfx.io import load_audio, loudness_normalize
+from vocalfx.matching import FitError, align_pair, find_lag, fit_pair, pair_loss
+from vocalfx.matching import fit as F
+from vocalfx.matching.chunks import chunk_pair
 from vocalfx.metrics import mss, pmse
 from vocalfx.preset import Preset
 from vocalfx.prior import GaussianPrior
@@ -263,8 +263,10 @@ def test_refit_recovers_a_medleydb_preset(shared, clip):
     mss_fit = mss_of(render(d18, res.preset), target)
     p_fit = float(pmse(torch.from_numpy(res.preset.raw), torch.from_numpy(truth.raw)))
     p_prior = float(pmse(prior.mean, torch.from_numpy(truth.raw)))
-    print(f"MSS prior mean {mss_prior:.3f} -> refit {mss_fit:.3f}; PMSE prior mean {p_prior:.2f} -> refit {p_fit:.2f}; "
-          f"{res.report.seconds:.1f} s")
+    print(
+        f"MSS prior mean {mss_prior:.3f} -> refit {mss_fit:.3f}; PMSE prior mean {p_prior:.2f} -> refit {p_fit:.2f}; "
+        f"{res.report.seconds:.1f} s"
+    )
     assert mss_prior > 0.5
     assert mss_fit <= 0.5 * mss_prior
     assert res.report.loss < 0.6 * res.report.initial_loss

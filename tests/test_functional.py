@@ -95,7 +95,7 @@ def test_pan_closed_form():
     # constant power: L^2 + R^2 = 2 for every position
     p = torch.rand(50, dtype=F64)
     g = VF.pan_gains(p)
-    np.testing.assert_allclose((g ** 2).sum(-1).numpy(), 2.0, rtol=1e-12)
+    np.testing.assert_allclose((g**2).sum(-1).numpy(), 2.0, rtol=1e-12)
 
 
 def test_delay_taps_closed_form():
@@ -103,7 +103,9 @@ def test_delay_taps_closed_form():
     amplitude feedback^(n-1) times the loop filter's n-fold response (checked at DC)."""
     sr = 44100
     d_ms = 1000.0 * 4410 / sr  # exactly 4410 samples
-    h = VF.ping_pong_delay_ir(sr, delay_ms=t(d_ms), feedback=t(0.5), lowpass_freq_hz=t(16000.0), lowpass_q=t(0.707), dtype=F64)
+    h = VF.ping_pong_delay_ir(
+        sr, delay_ms=t(d_ms), feedback=t(0.5), lowpass_freq_hz=t(16000.0), lowpass_q=t(0.707), dtype=F64
+    )
     odd, even = h[0, 0].numpy(), h[0, 1].numpy()
     L = odd.shape[0]
     # the loop low-pass passes DC unchanged, so each echo's taps sum to feedback^(n-1)
@@ -142,7 +144,9 @@ def test_fdn_ir_decay_matches_t60():
     B = 1
     b = torch.full((B, 6, 2), 1 / 6, dtype=F64)
     c = torch.ones(B, 2, 6, dtype=F64) / 6
-    h = VF.fdn_ir(b=b, c=c, decay=torch.full((B, 49), g, dtype=F64), mixing=torch.randn(B, 15, dtype=F64), ir_length=sr * 3)
+    h = VF.fdn_ir(
+        b=b, c=c, decay=torch.full((B, 49), g, dtype=F64), mixing=torch.randn(B, 15, dtype=F64), ir_length=sr * 3
+    )
     e = (h[0, 0, 0] ** 2).numpy()
     e1 = e[int(0.2 * sr) : int(0.3 * sr)].sum()
     e2 = e[int(0.7 * sr) : int(0.8 * sr)].sum()
@@ -154,8 +158,17 @@ def test_compressor_against_loop_oracle():
     sr = 8000
     g = torch.Generator().manual_seed(3)
     x = (torch.randn(1, 1, 800, dtype=F64, generator=g) * torch.linspace(0.01, 1.0, 800, dtype=F64)).contiguous()
-    kw = dict(comp_threshold_db=-20.0, comp_ratio=4.0, exp_threshold_db=-40.0, exp_ratio=0.5,
-              attack_coef=0.3, release_coef=0.05, rms_coef=0.2, makeup_db=3.0, lookahead_ms=0.0)
+    kw = dict(
+        comp_threshold_db=-20.0,
+        comp_ratio=4.0,
+        exp_threshold_db=-40.0,
+        exp_ratio=0.5,
+        attack_coef=0.3,
+        release_coef=0.05,
+        rms_coef=0.2,
+        makeup_db=3.0,
+        lookahead_ms=0.0,
+    )
     y = VF.compressor_expander(x, sr, **kw)[0, 0].numpy()
     xs = x[0, 0].numpy()
     lvl, gs, out = 0.0, 1.0, np.zeros_like(xs)
@@ -224,8 +237,19 @@ def test_gradcheck_compressor():
     ps = [p.requires_grad_() for p in ps]
 
     def f(x, ct, cr, et, er, at, rt, rc, mu, la):
-        return VF.compressor_expander(x, sr, comp_threshold_db=ct, comp_ratio=cr, exp_threshold_db=et, exp_ratio=er,
-                                      attack_coef=at, release_coef=rt, rms_coef=rc, makeup_db=mu, lookahead_ms=la)
+        return VF.compressor_expander(
+            x,
+            sr,
+            comp_threshold_db=ct,
+            comp_ratio=cr,
+            exp_threshold_db=et,
+            exp_ratio=er,
+            attack_coef=at,
+            release_coef=rt,
+            rms_coef=rc,
+            makeup_db=mu,
+            lookahead_ms=la,
+        )
 
     assert gradcheck(f, [x] + ps, atol=1e-6, rtol=1e-4)
 
@@ -238,9 +262,14 @@ def test_fused_gain_computer_equals_torchcomp():
     R, T = 3, 4000
     x = torch.randn(R, T, dtype=F64, generator=g) * torch.linspace(0.001, 0.8, T, dtype=F64)
     w = torch.randn(R, T, dtype=F64, generator=g)
-    rows = torch.tensor([[-20.0, 4.0, -45.0, 0.5, 0.05, 0.002, 0.01],
-                         [-10.0, 1.5, -60.0, 0.8, 0.5, 0.1, 0.3],
-                         [-30.0, 20.0, -35.0, 0.2, 0.01, 0.001, 1.0]], dtype=F64)
+    rows = torch.tensor(
+        [
+            [-20.0, 4.0, -45.0, 0.5, 0.05, 0.002, 0.01],
+            [-10.0, 1.5, -60.0, 0.8, 0.5, 0.1, 0.3],
+            [-30.0, 20.0, -35.0, 0.2, 0.01, 0.001, 1.0],
+        ],
+        dtype=F64,
+    )
     results = []
     for f in (smoothed_gain, _smoothed_gain_torchcomp):
         xx = x.clone().requires_grad_()
@@ -262,8 +291,12 @@ def test_gradcheck_delay_ir():
     ps = [t(150.0), t(0.4), t(3000.0), t(0.9)]
     ps = [p.requires_grad_() for p in ps]
     assert gradcheck(
-        lambda d, fb, f, q: VF.ping_pong_delay_ir(4000, delay_ms=d, feedback=fb, lowpass_freq_hz=f, lowpass_q=q, ir_seconds=0.5, dtype=F64)[..., ::50],
-        ps, atol=1e-6, rtol=1e-4,
+        lambda d, fb, f, q: VF.ping_pong_delay_ir(
+            4000, delay_ms=d, feedback=fb, lowpass_freq_hz=f, lowpass_q=q, ir_seconds=0.5, dtype=F64
+        )[..., ::50],
+        ps,
+        atol=1e-6,
+        rtol=1e-4,
     )
 
 
@@ -274,7 +307,9 @@ def test_gradcheck_fdn():
     decay = (torch.rand(1, 49, dtype=F64, generator=g) * 0.9).requires_grad_()
     mixing = torch.randn(1, 15, dtype=F64, generator=g).requires_grad_()
     delays = (3, 4, 5, 7, 9, 11)
-    assert gradcheck(lambda b, c, d, m: VF.fdn_ir(b=b, c=c, decay=d, mixing=m, ir_length=128, delays=delays), (b, c, decay, mixing))
+    assert gradcheck(
+        lambda b, c, d, m: VF.fdn_ir(b=b, c=c, decay=d, mixing=m, ir_length=128, delays=delays), (b, c, decay, mixing)
+    )
 
 
 def test_gradcheck_pan():

@@ -19,14 +19,17 @@ import torch
 
 from vocalfx import VocalChain
 from vocalfx.embed import get_encoder
-from vocalfx.embed.fx import DEFAULT_WEIGHTS, FxEncoder, FxWeightsError, Z_MAX
+from vocalfx.embed.fx import DEFAULT_WEIGHTS, Z_MAX, FxEncoder, FxWeightsError
 from vocalfx.prior import GaussianPrior
 
 SR = 44100
 
 VOWELS = {  # (F1, F2, F3) Hz, rough adult values
-    "a": (800, 1200, 2600), "e": (450, 1900, 2600), "i": (300, 2300, 3000),
-    "o": (500, 900, 2500), "u": (330, 800, 2300),
+    "a": (800, 1200, 2600),
+    "e": (450, 1900, 2600),
+    "i": (300, 2300, 3000),
+    "o": (500, 900, 2500),
+    "u": (330, 800, 2300),
 }
 
 
@@ -45,7 +48,9 @@ def synth_voice(seed: int, seconds: float) -> torch.Tensor:
         end = min(n, pos + dur)
         note = base * 2 ** (rng.integers(-5, 8) / 12)
         f0[pos:end] = note
-        env = np.minimum(1, np.minimum(np.arange(end - pos) / (0.03 * SR), (end - pos - np.arange(end - pos)) / (0.05 * SR)))
+        env = np.minimum(
+            1, np.minimum(np.arange(end - pos) / (0.03 * SR), (end - pos - np.arange(end - pos)) / (0.05 * SR))
+        )
         amp[pos:end] = env * 10 ** (rng.uniform(-4, 4) / 20)
         formants[pos:end] = VOWELS[rng.choice(list(VOWELS))]
         pos = end + (int(rng.uniform(0.05, 0.4) * SR) if rng.random() < 0.3 else 0)
@@ -53,7 +58,15 @@ def synth_voice(seed: int, seconds: float) -> torch.Tensor:
     # glide between notes and vibrato
     k = int(0.04 * SR)
     f0 = np.convolve(np.pad(f0, (k, k), mode="edge"), np.ones(2 * k + 1) / (2 * k + 1), mode="same")[k:-k]
-    formants = np.stack([np.convolve(np.pad(formants[:, j], (k, k), mode="edge"), np.ones(2 * k + 1) / (2 * k + 1), mode="same")[k:-k] for j in range(3)], 1)
+    formants = np.stack(
+        [
+            np.convolve(np.pad(formants[:, j], (k, k), mode="edge"), np.ones(2 * k + 1) / (2 * k + 1), mode="same")[
+                k:-k
+            ]
+            for j in range(3)
+        ],
+        1,
+    )
     f0 = f0 * (1 + 0.012 * np.sin(2 * np.pi * 5.5 * t + rng.uniform(0, 6)))
     phase = 2 * np.pi * np.cumsum(f0) / SR
     y = np.zeros(n)
@@ -62,8 +75,8 @@ def synth_voice(seed: int, seconds: float) -> torch.Tensor:
         ok = fh < 0.45 * SR
         gain = np.zeros(n)
         for j, bw in enumerate((80, 100, 150)):
-            gain += 1 / (1 + ((fh - formants[:, j]) / bw) ** 2) * (0.5 ** j)
-        y += ok * gain * h ** -0.8 * np.sin(h * phase)
+            gain += 1 / (1 + ((fh - formants[:, j]) / bw) ** 2) * (0.5**j)
+        y += ok * gain * h**-0.8 * np.sin(h * phase)
     noise = np.convolve(rng.standard_normal(n), [1, -0.9], mode="same") * 0.02
     y = amp * y + noise * (amp < 0.2)
     y = y / np.sqrt(np.mean(y**2)) * 0.1
@@ -210,7 +223,9 @@ def test_effects_move_the_embedding_more_than_content_held_out_tts(enc, renders,
     import torchaudio.functional as AF
 
     clips = []
-    for i, text in enumerate(["yksi kaksi kolme neljä viisi kuusi seitsemän", "huomenna sataa lunta ja tuulee kovasti etelästä"]):
+    for i, text in enumerate(
+        ["yksi kaksi kolme neljä viisi kuusi seitsemän", "huomenna sataa lunta ja tuulee kovasti etelästä"]
+    ):
         wav = tmp_path / f"{i}.wav"
         subprocess.run(["espeak-ng", "-v", "fi", "-s", "150", "-w", str(wav), text], check=True, capture_output=True)
         x, sr = sf.read(wav, dtype="float32")
@@ -260,7 +275,9 @@ def test_codec_weights_hear_through_mp3(renders):
     from vocalfx.evaluation.codec import lossy_roundtrip
 
     enc = FxEncoder(weights=CODEC_WEIGHTS)
-    assert enc.provenance.get("teacher_sha256") == __import__("hashlib").sha256(DEFAULT_WEIGHTS.read_bytes()).hexdigest()
+    assert (
+        enc.provenance.get("teacher_sha256") == __import__("hashlib").sha256(DEFAULT_WEIGHTS.read_bytes()).hexdigest()
+    )
     _, wa, _, _ = renders
     lossy = torch.stack([lossy_roundtrip(w, SR, "mp3:64") for w in wa])
     assert lossy.shape == wa.shape and torch.isfinite(lossy).all()

@@ -196,7 +196,7 @@ def find_cycle(graph: Dict[str, Set[str]], within: str) -> Optional[List[str]]:
         path.append(m)
         for n in sorted(graph[m] & nodes):
             if state.get(n) == 1:
-                return path[path.index(n):] + [n]
+                return path[path.index(n) :] + [n]
             if n not in state:
                 cycle = visit(n)
                 if cycle:
@@ -253,7 +253,11 @@ def test_cli_defaults_are_the_library_defaults():
     from vocalfx import defaults as D
     from vocalfx import matching, separate
 
-    assert (D.MATCH_STEPS, D.MATCH_LR, D.MATCH_ALPHA) == (matching.DEFAULT_STEPS, matching.DEFAULT_LR, matching.DEFAULT_ALPHA)
+    assert (D.MATCH_STEPS, D.MATCH_LR, D.MATCH_ALPHA) == (
+        matching.DEFAULT_STEPS,
+        matching.DEFAULT_LR,
+        matching.DEFAULT_ALPHA,
+    )
     params = inspect.signature(matching.match).parameters
     assert params["alpha"].default == D.MATCH_ALPHA
     assert (params["encoder"].default, params["init"].default) == (D.MATCH_ENCODER, D.MATCH_INIT)
@@ -282,8 +286,9 @@ def test_checker_finds_planted_violations(tmp_path, monkeypatch):
         "from .a import _helper\nfrom . import a\na._helper()\nfrom .sub import _hidden\n"
         "from . import c\nfrom vocalfx import a as aa\n"
     )
-    (pkg / "c.py").write_text("def f():\n    from . import b\nfrom typing import TYPE_CHECKING\n"
-                              "if TYPE_CHECKING:\n    from . import a\n")
+    (pkg / "c.py").write_text(
+        "def f():\n    from . import b\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import a\n"
+    )
     (pkg / "d.py").write_text("from . import __version__\n")
     modules = {_module_name_in(p, tmp_path): p for p in pkg.rglob("*.py")}
     monkeypatch.setattr(sys.modules[__name__], "MODULES", modules)
@@ -297,7 +302,10 @@ def test_checker_finds_planted_violations(tmp_path, monkeypatch):
     assert "d.py:1: imports the name __version__ from the package root" in roots
     assert "b.py" not in roots  # `from vocalfx import a` imports the module vocalfx.a
     graph = import_graph()
-    assert find_cycle(graph, "vocalfx") in (["vocalfx.b", "vocalfx.c", "vocalfx.b"], ["vocalfx.c", "vocalfx.b", "vocalfx.c"])
+    assert find_cycle(graph, "vocalfx") in (
+        ["vocalfx.b", "vocalfx.c", "vocalfx.b"],
+        ["vocalfx.c", "vocalfx.b", "vocalfx.c"],
+    )
     assert "vocalfx.a" not in graph["vocalfx.c"]  # TYPE_CHECKING import does not count
     assert find_cycle(graph, "vocalfx.sub") is None
 

@@ -266,7 +266,13 @@ def test_round_trip_flac_pcm24(tmp_path):
     p = tmp_path / "out.flac"
     save_audio(p, torch.from_numpy(x), 48000)
     info = audio_info(p)
-    assert (info.format, info.subtype, info.sample_rate, info.channels, info.frames) == ("FLAC", "PCM_24", 48000, 2, 9600)
+    assert (info.format, info.subtype, info.sample_rate, info.channels, info.frames) == (
+        "FLAC",
+        "PCM_24",
+        48000,
+        2,
+        9600,
+    )
     y = load_audio(p, sample_rate=48000, mono=False).double().numpy()
     np.testing.assert_allclose(y, x, rtol=0, atol=2.0**-23)  # one 24-bit step
 

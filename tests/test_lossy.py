@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from vocalfx.matching.lossy import (HOLE_FRACTION, codec_cutoff_hz, codec_evidence, hole_fraction, mp3_available,
-                                   mp3_roundtrip, simulated_kbps)
+from vocalfx.matching.lossy import (
+    HOLE_FRACTION,
+    codec_cutoff_hz,
+    codec_evidence,
+    hole_fraction,
+    mp3_available,
+    mp3_roundtrip,
+    simulated_kbps,
+)
 
 SR = 44100
 
@@ -97,7 +104,9 @@ def test_match_takes_the_codec_weights_for_a_reference_full_of_holes():
     assert res.report.reference_cutoff_hz is None and res.report.reference_hole_fraction > HOLE_FRACTION
     assert res.report.fx_weights == "fx-codec.pt" and res.report.simulated_codec.startswith("mp3:")
     assert re.search(r"renders went through MP3 at \d+ kbps before the encoder", res.report.summary())
-    assert re.search(r"quantisation holes \(\d\.\d % of bins in 2-10 kHz\): fx weights fx-codec.pt", res.report.summary())
+    assert re.search(
+        r"quantisation holes \(\d\.\d % of bins in 2-10 kHz\): fx weights fx-codec.pt", res.report.summary()
+    )
     res = vocalfx.match(dry, ref, SR, steps=1, chunk_seconds=3.0, progress=False)
     assert res.report.fx_weights == "fx-v1.pt" and res.report.reference_hole_fraction < HOLE_FRACTION
     assert "holes" not in res.report.summary() and res.report.simulated_codec is None
@@ -129,7 +138,7 @@ def test_cli_lossy_reference_flag(tmp_path, capsys):
 def test_hole_fraction_of_white_noise_follows_the_exponential_law():
     """White noise: each bin's power is exponential, so P(p < 0.01 median) = 1 - 2**-0.01 = 0.0069."""
     x = torch.from_numpy(np.random.default_rng(3).standard_normal((2, 20 * SR))).float()
-    expected = 1.0 - 2.0 ** -0.01  # 20 dB below the median of an exponential law
+    expected = 1.0 - 2.0**-0.01  # 20 dB below the median of an exponential law
     assert hole_fraction(x, SR) == pytest.approx(expected, rel=0.25)
     assert hole_fraction(0.001 * x, SR) == pytest.approx(hole_fraction(x, SR), rel=1e-6)  # level-free
 
@@ -190,4 +199,3 @@ def test_codec_in_the_objective_is_straight_through():
     torch.testing.assert_close(x.grad, w)
     silent = torch.zeros(1, 2, SR)
     assert _through_codec(silent, SR, 64) is silent
-

@@ -79,7 +79,10 @@ def test_ito_nll_gradient_finite_when_embeddings_coincide():
 
 def test_ito_nll_gradcheck():
     g = torch.Generator().manual_seed(0)
-    ref = {k: torch.nn.functional.normalize(torch.randn(3, 6, generator=g, dtype=torch.float64), dim=-1) for k in ("mid", "side")}
+    ref = {
+        k: torch.nn.functional.normalize(torch.randn(3, 6, generator=g, dtype=torch.float64), dim=-1)
+        for k in ("mid", "side")
+    }
     raw = torch.randn(2, 2, 6, generator=g, dtype=torch.float64, requires_grad=True)
 
     def f(r):
@@ -120,7 +123,10 @@ def test_match_moves_towards_the_reference_and_is_deterministic():
     assert r.nll < r.initial_nll - 0.1, r.summary()
     assert r.sigma_mid_deg < 0.8 * r.initial_sigma_mid_deg, r.summary()
     # It found brightness: the high shelf (or the peak EQ near it) went up, not down.
-    hs = res.preset.raw[P.INDEX["high_shelf.gain_db"]] - GaussianPrior.default().mean[P.INDEX["high_shelf.gain_db"]].item()
+    hs = (
+        res.preset.raw[P.INDEX["high_shelf.gain_db"]]
+        - GaussianPrior.default().mean[P.INDEX["high_shelf.gain_db"]].item()
+    )
     assert hs > 0.5
     again = match(dry, ref, SR, **kw)
     assert np.array_equal(again.preset.raw, res.preset.raw)
@@ -149,15 +155,29 @@ def test_whitened_space_square_root_and_first_step():
     # whitened space the raw vector must therefore move by S @ dz with |dz_i| = lr for all i.
     dry, ref = vocal_like(4.0), bright_reference()
     after = []
-    match(dry, ref, SR, encoder="mfcc", alpha=1.0, steps=1, chunk_seconds=CHUNK, progress=False, lr=0.05,
-          space="whitened", init="mean", callback=lambda i, v: after.append(v.double()))
+    match(
+        dry,
+        ref,
+        SR,
+        encoder="mfcc",
+        alpha=1.0,
+        steps=1,
+        chunk_seconds=CHUNK,
+        progress=False,
+        lr=0.05,
+        space="whitened",
+        init="mean",
+        callback=lambda i, v: after.append(v.double()),
+    )
     dz = torch.linalg.solve(S, after[0] - prior.mean.float().double())
     assert torch.allclose(dz.abs(), torch.full_like(dz, 0.05), rtol=2e-3, atol=1e-5), dz.abs().min()
 
 
 def test_whitened_space_moves_towards_the_reference():
     dry, ref = vocal_like(4.0), bright_reference()
-    res = match(dry, ref, SR, encoder="mfcc", alpha=0.0, steps=20, chunk_seconds=CHUNK, progress=False, space="whitened")
+    res = match(
+        dry, ref, SR, encoder="mfcc", alpha=0.0, steps=20, chunk_seconds=CHUNK, progress=False, space="whitened"
+    )
     r = res.report
     assert r.space == "whitened" and "whitened space" in r.summary()
     assert np.isfinite(res.preset.raw).all() and torch.isfinite(res.audio).all()
@@ -244,8 +264,19 @@ def test_cli_match_writes_audio_preset_and_report(tmp_path, capsys):
     sf.write(tmp_path / "dry.wav", vocal_like(4.0)[0].numpy(), SR)
     sf.write(tmp_path / "ref.wav", bright_reference().T.numpy() * 0.5, SR)
     before = sha(tmp_path / "dry.wav"), sha(tmp_path / "ref.wav")
-    args = [str(tmp_path / "dry.wav"), str(tmp_path / "ref.wav"), "-o", str(tmp_path / "out.wav"),
-            "--chunk-seconds", "2", "--steps", "3", "-q", "--report", str(tmp_path / "report.json")]
+    args = [
+        str(tmp_path / "dry.wav"),
+        str(tmp_path / "ref.wav"),
+        "-o",
+        str(tmp_path / "out.wav"),
+        "--chunk-seconds",
+        "2",
+        "--steps",
+        "3",
+        "-q",
+        "--report",
+        str(tmp_path / "report.json"),
+    ]
     assert main(["match", *args]) == 0
     text = capsys.readouterr().out
     assert "RMS embedding angle" in text and "out.preset.json" in text
@@ -268,7 +299,9 @@ def test_cli_match_writes_audio_preset_and_report(tmp_path, capsys):
 
 def test_cli_match_errors_are_one_line(tmp_path, capsys):
     sf.write(tmp_path / "dry.wav", vocal_like(4.0)[0].numpy(), SR)
-    sf.write(tmp_path / "stereo_dry.wav", np.stack([vocal_like(4.0)[0].numpy(), vocal_like(4.0, seed=5)[0].numpy()], 1), SR)
+    sf.write(
+        tmp_path / "stereo_dry.wav", np.stack([vocal_like(4.0)[0].numpy(), vocal_like(4.0, seed=5)[0].numpy()], 1), SR
+    )
     sf.write(tmp_path / "silent.wav", np.zeros((4 * SR, 2)), SR)
     sf.write(tmp_path / "short.wav", bright_reference(1.0).T.numpy() * 0.5, SR)
     sf.write(tmp_path / "ref.wav", bright_reference().T.numpy() * 0.5, SR)
@@ -280,8 +313,20 @@ def test_cli_match_errors_are_one_line(tmp_path, capsys):
         (["dry.wav", "ref.wav", "--encoder", "afx-rep", "--afx-rep", str(tmp_path / "nope.ckpt")], "nope.ckpt"),
     ]
     for files, message in cases:
-        code = main(["match", *[str(tmp_path / f) for f in files[:2]], *files[2:], "-o", str(tmp_path / "o.wav"),
-                     "--chunk-seconds", "2", "--steps", "1", "-q"])
+        code = main(
+            [
+                "match",
+                *[str(tmp_path / f) for f in files[:2]],
+                *files[2:],
+                "-o",
+                str(tmp_path / "o.wav"),
+                "--chunk-seconds",
+                "2",
+                "--steps",
+                "1",
+                "-q",
+            ]
+        )
         err = capsys.readouterr().err
         assert code == 1, files
         assert err.startswith("vocalfx: error:") and message in err and "Traceback" not in err, err
@@ -300,14 +345,28 @@ def test_cli_match_with_an_afx_rep_checkpoint(tmp_path, capsys, monkeypatch):
     torch.save(published_checkpoint(random_net()), ckpt)
     sf.write(tmp_path / "dry.wav", vocal_like(4.0)[0].numpy(), SR)
     sf.write(tmp_path / "ref.wav", bright_reference().T.numpy() * 0.5, SR)
-    common = [str(tmp_path / "dry.wav"), str(tmp_path / "ref.wav"), "--encoder", "afx-rep",
-              "--chunk-seconds", "2", "--steps", "2", "-q", "--report", str(tmp_path / "r.json")]
+    common = [
+        str(tmp_path / "dry.wav"),
+        str(tmp_path / "ref.wav"),
+        "--encoder",
+        "afx-rep",
+        "--chunk-seconds",
+        "2",
+        "--steps",
+        "2",
+        "-q",
+        "--report",
+        str(tmp_path / "r.json"),
+    ]
     assert main(["match", *common, "-o", str(tmp_path / "a.wav"), "--afx-rep", str(ckpt)]) == 0
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["report"]["encoder"] == "afx-rep" and all(math.isfinite(h["loss"]) for h in rep["history"])
     monkeypatch.setenv("VOCALFX_AFX_REP", str(ckpt))
     assert main(["match", *common[:-1], str(tmp_path / "r2.json"), "-o", str(tmp_path / "b.wav")]) == 0
-    assert Preset.from_json(tmp_path / "b.preset.json").raw.tolist() == Preset.from_json(tmp_path / "a.preset.json").raw.tolist()
+    assert (
+        Preset.from_json(tmp_path / "b.preset.json").raw.tolist()
+        == Preset.from_json(tmp_path / "a.preset.json").raw.tolist()
+    )
     monkeypatch.delenv("VOCALFX_AFX_REP")
     capsys.readouterr()
     assert main(["match", *common, "-o", str(tmp_path / "c.wav")]) == 1
@@ -328,7 +387,9 @@ def test_match_from_the_predicted_preset():
     enc = get_encoder("fx")
     r, _ = vocalfx.io.loudness_normalize(ref, SR, -18.0)
     d, _ = vocalfx.io.loudness_normalize(dry, SR, -18.0)
-    expected, _ = predicted_start(active_chunks(r, int(CHUNK * SR), SR)[0], active_chunks(d, int(CHUNK * SR), SR)[0], enc)
+    expected, _ = predicted_start(
+        active_chunks(r, int(CHUNK * SR), SR)[0], active_chunks(d, int(CHUNK * SR), SR)[0], enc
+    )
     np.testing.assert_allclose(res.preset.raw, expected, rtol=0, atol=1e-6)
     mean = GaussianPrior.default().mean.double().numpy()
     assert np.abs(expected - mean).max() > 0.05  # not the mean
@@ -350,7 +411,26 @@ def test_cli_match_init_predicted_with_the_fx_encoder(tmp_path, capsys):
     sf.write(tmp_path / "dry.wav", vocal_like(4.0)[0].numpy(), SR)
     sf.write(tmp_path / "ref.wav", bright_reference().T.numpy() * 0.5, SR)
     out = tmp_path / "out.wav"
-    assert main(["match", str(tmp_path / "dry.wav"), str(tmp_path / "ref.wav"), "-o", str(out), "--chunk-seconds", "2",
-                 "--steps", "2", "-q", "--encoder", "fx", "--init", "predicted"]) == 0
+    assert (
+        main(
+            [
+                "match",
+                str(tmp_path / "dry.wav"),
+                str(tmp_path / "ref.wav"),
+                "-o",
+                str(out),
+                "--chunk-seconds",
+                "2",
+                "--steps",
+                "2",
+                "-q",
+                "--encoder",
+                "fx",
+                "--init",
+                "predicted",
+            ]
+        )
+        == 0
+    )
     preset = Preset.from_json(tmp_path / "out.preset.json")
     assert preset.extra["match"]["encoder"] == "fx" and preset.extra["match"]["init"].startswith("predicted (fx)")

@@ -72,8 +72,12 @@ def test_edit_in_physical_units(tmp_path):
 
 @pytest.mark.parametrize(
     "module,key,value,needle",
-    [("lowpass", "freq_hz", 100.0, "lowpass.freq_hz"), ("comp", "comp_ratio", 0.5, "comp.comp_ratio"),
-     ("delay", "odd_pan", 150.0, "delay.odd_pan"), ("comp", "lookahead_ms", 20.0, "comp.lookahead_ms")],
+    [
+        ("lowpass", "freq_hz", 100.0, "lowpass.freq_hz"),
+        ("comp", "comp_ratio", 0.5, "comp.comp_ratio"),
+        ("delay", "odd_pan", 150.0, "delay.odd_pan"),
+        ("comp", "lookahead_ms", 20.0, "comp.lookahead_ms"),
+    ],
 )
 def test_out_of_range_names_parameter_range_and_unit(module, key, value, needle):
     d = Preset.default().to_dict()

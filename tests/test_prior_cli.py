@@ -175,7 +175,13 @@ def test_info_default_prior(args, capsys):
     cov = GaussianPrior.default().cov.numpy()
     eig = np.linalg.eigvalsh(cov)
     assert f"{eig[-1] / eig[0]:.4g}" in so
-    rows = [ln for ln in so.splitlines() if ln.split() and ln.split()[0] in {s.module + "." + s.name.split(".", 1)[1] + ("_ms" if s.display == "ms" else "") for s in P.SPECS}]
+    rows = [
+        ln
+        for ln in so.splitlines()
+        if ln.split()
+        and ln.split()[0]
+        in {s.module + "." + s.name.split(".", 1)[1] + ("_ms" if s.display == "ms" else "") for s in P.SPECS}
+    ]
     assert len(rows) == P.NUM_PARAMS
     # the table is in physical units: the compressor attack is shown in ms, around DiffVox's values
     attack = next(r for r in rows if r.startswith("comp.attack_ms"))

@@ -39,9 +39,14 @@ from vocalfx.preset import Preset
 from vocalfx.prior import GaussianPrior
 from vocalfx.render import render
 from vocalfx.report import (
-    DEFAULT_EXCERPT_SECONDS, ReportError, level_stats, write_eval_report, write_match_report, write_result_report,
+    DEFAULT_EXCERPT_SECONDS,
+    ReportError,
+    curves,
+    level_stats,
+    write_eval_report,
+    write_match_report,
+    write_result_report,
 )
-from vocalfx.report import curves
 from vocalfx.report.base import check_no_nan
 from vocalfx.report.measure import excerpt_flac, loudness_range_lu
 
@@ -82,9 +87,24 @@ def matched(tmp_path_factory) -> Dict[str, Any]:
     res = vocalfx.match(dry, ref, chunk_seconds=2, steps=4, progress=False, init="mean")  # the start shown below
     path = d / "match.html"
     t0 = time.perf_counter()
-    info = write_result_report(path, res, dry=dry, reference=ref, start_preset=prior_mean(),
-                               command="vocalfx match dry.wav ref.wav -o out.wav", settings={"steps": 4, "chunk_seconds": 2.0})
-    return {"dir": d, "path": path, "info": info, "result": res, "dry": dry, "ref": ref, "seconds": time.perf_counter() - t0}
+    info = write_result_report(
+        path,
+        res,
+        dry=dry,
+        reference=ref,
+        start_preset=prior_mean(),
+        command="vocalfx match dry.wav ref.wav -o out.wav",
+        settings={"steps": 4, "chunk_seconds": 2.0},
+    )
+    return {
+        "dir": d,
+        "path": path,
+        "info": info,
+        "result": res,
+        "dry": dry,
+        "ref": ref,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def test_match_report_contents(matched):
@@ -94,10 +114,23 @@ def test_match_report_contents(matched):
     assert info.figures == html.count("<figure") == 8 and html.count("<svg") == 8
     assert info.players == 3 and html.count('src="data:audio/flac;base64,') == 3
     visible = strip_payloads(html)
-    for text in ("EQ magnitude response", "Reverb EQ magnitude response", "Compressor/expander static curve",
-                 "Ping-pong delay", "Reverb decay time per band", "Panning", "Long-term average spectrum", "MAP loss",
-                 "start (prior mean)", "comp.attack_ms", "delay.delay_ms", "reverb.t60_median", "pan.position",
-                 "vocalfx match dry.wav ref.wav -o out.wav", "loudness range (LU)"):
+    for text in (
+        "EQ magnitude response",
+        "Reverb EQ magnitude response",
+        "Compressor/expander static curve",
+        "Ping-pong delay",
+        "Reverb decay time per band",
+        "Panning",
+        "Long-term average spectrum",
+        "MAP loss",
+        "start (prior mean)",
+        "comp.attack_ms",
+        "delay.delay_ms",
+        "reverb.t60_median",
+        "pan.position",
+        "vocalfx match dry.wav ref.wav -o out.wav",
+        "loudness range (LU)",
+    ):
         assert text in visible, text
     assert not re.search(r"(?<![\w-])nan(?![\w-])", visible, flags=re.I)
     # self-contained: every src is a data URI, every link points inside the page, no stylesheet links
@@ -124,7 +157,7 @@ def test_loudness_range_of_two_levels():
     """EBU Tech 3342: 10 s of noise at one level, 10 s 10 dB lower -> a range of about 10 LU."""
     g = np.random.default_rng(3)
     x = g.standard_normal((1, 20 * SR)) * 0.05
-    x[:, 10 * SR:] *= 10 ** (-10 / 20)
+    x[:, 10 * SR :] *= 10 ** (-10 / 20)
     assert loudness_range_lu(x, SR) == pytest.approx(10.0, abs=0.6)
     assert math.isnan(loudness_range_lu(x[:, : 2 * SR], SR))  # under 3 s: undefined, shown as —
     s = level_stats(torch.from_numpy(x), SR)
@@ -148,8 +181,14 @@ def test_excerpt_decodes_at_the_playback_level():
 
 # --- the figures' numbers -------------------------------------------------------------------------
 def _flat_preset(**physical: float) -> Preset:
-    base = {"peak1.gain_db": 0.0, "peak2.gain_db": 0.0, "low_shelf.gain_db": 0.0, "high_shelf.gain_db": 0.0,
-            "lowpass.freq_hz": 17900.0, "highpass.freq_hz": 16.5}
+    base = {
+        "peak1.gain_db": 0.0,
+        "peak2.gain_db": 0.0,
+        "low_shelf.gain_db": 0.0,
+        "high_shelf.gain_db": 0.0,
+        "lowpass.freq_hz": 17900.0,
+        "highpass.freq_hz": 16.5,
+    }
     base.update(physical)
     return Preset.from_physical(base)
 
@@ -165,9 +204,17 @@ def test_eq_response_at_a_peak_centre_is_its_gain(gain_db, freq_hz, q):
 
 
 def test_reverb_eq_response_and_shelf():
-    p = Preset.from_physical({"reverb_eq_peak2.gain_db": -7.0, "reverb_eq_peak2.freq_hz": 2000.0, "reverb_eq_peak2.q": 1.0,
-                              "reverb_eq_peak1.gain_db": 0.0, "reverb_eq_low_shelf.gain_db": 0.0,
-                              "reverb_eq_high_shelf.gain_db": 5.0, "reverb_eq_high_shelf.freq_hz": 3000.0})
+    p = Preset.from_physical(
+        {
+            "reverb_eq_peak2.gain_db": -7.0,
+            "reverb_eq_peak2.freq_hz": 2000.0,
+            "reverb_eq_peak2.q": 1.0,
+            "reverb_eq_peak1.gain_db": 0.0,
+            "reverb_eq_low_shelf.gain_db": 0.0,
+            "reverb_eq_high_shelf.gain_db": 5.0,
+            "reverb_eq_high_shelf.freq_hz": 3000.0,
+        }
+    )
     r = curves.reverb_eq_response_db(p, np.array([2000.0, 21000.0]))
     assert r.bands_db["reverb_eq_peak2"][0] == pytest.approx(-7.0, abs=1e-6)
     assert r.bands_db["reverb_eq_high_shelf"][1] == pytest.approx(5.0, abs=0.1)  # a shelf reaches its gain
@@ -190,8 +237,15 @@ def test_eq_response_matches_the_chain_on_noise():
 
 
 def test_compressor_curve_slopes():
-    p = Preset.from_physical({"comp.comp_threshold_db": -20.0, "comp.comp_ratio": 4.0, "comp.exp_threshold_db": -50.0,
-                              "comp.exp_ratio": 0.5, "comp.makeup_db": 3.0})
+    p = Preset.from_physical(
+        {
+            "comp.comp_threshold_db": -20.0,
+            "comp.comp_ratio": 4.0,
+            "comp.exp_threshold_db": -50.0,
+            "comp.exp_ratio": 0.5,
+            "comp.makeup_db": 3.0,
+        }
+    )
     level = np.array([-70.0, -60.0, -40.0, -30.0, -10.0, 0.0])
     out = curves.compressor_curve_db(p, level)
     assert (out[5] - out[4]) / 10.0 == pytest.approx(1 / 4.0, abs=1e-9)  # above threshold: 1 / ratio
@@ -240,8 +294,13 @@ def test_size_budget_for_a_44_s_match(tmp_path):
     """A 44 s match (dry, output, reference of 44 s) makes a report under 5 MB."""
     dry = vocal_like(44.0, seed=4)
     ref = bright_reference(44.0)
-    info = write_match_report(tmp_path / "r44.html", preset=Preset.resolve("wide-hall"), dry=dry, reference=ref,
-                              history=[{"step": i, "loss": 10 - i, "nll": 1 - i / 100} for i in range(100)])
+    info = write_match_report(
+        tmp_path / "r44.html",
+        preset=Preset.resolve("wide-hall"),
+        dry=dry,
+        reference=ref,
+        history=[{"step": i, "loss": 10 - i, "nll": 1 - i / 100} for i in range(100)],
+    )
     assert info.nbytes == (tmp_path / "r44.html").stat().st_size
     assert info.nbytes <= MAX_BYTES, info.nbytes
     assert info.players == 3 and info.figures == 8
@@ -259,7 +318,7 @@ before = raw()
 from vocalfx.report import write_match_report
 from vocalfx.preset import Preset
 x = torch.randn(1, 44100 * 2) * 0.1
-write_match_report({str(tmp_path / 'p.html')!r}, preset=Preset.resolve('natural'), dry=x, reference=x.repeat(2, 1))
+write_match_report({str(tmp_path / "p.html")!r}, preset=Preset.resolve('natural'), dry=x, reference=x.repeat(2, 1))
 assert 'matplotlib.pyplot' not in sys.modules
 assert raw() == before
 print('ok')
@@ -279,7 +338,18 @@ def files(tmp_path_factory) -> Dict[str, Path]:
 
 def test_cli_match_report_html_and_json(files, capsys):
     d = files["dir"]
-    base = ["match", str(files["dry"]), str(files["ref"]), "-o", str(d / "out.wav"), "--chunk-seconds", "2", "--steps", "2", "-q"]
+    base = [
+        "match",
+        str(files["dry"]),
+        str(files["ref"]),
+        "-o",
+        str(d / "out.wav"),
+        "--chunk-seconds",
+        "2",
+        "--steps",
+        "2",
+        "-q",
+    ]
     assert main([*base, "--report", str(d / "m.html")]) == 0
     assert "report " + str(d / "m.html") + " (HTML" in capsys.readouterr().out
     html = (d / "m.html").read_text(encoding="utf-8")
@@ -296,23 +366,42 @@ def test_cli_match_report_html_and_json(files, capsys):
 
 def test_cli_report_command(files, capsys):
     d = files["dir"]
-    assert main(["match", str(files["dry"]), str(files["ref"]), "-o", str(d / "o.wav"), "--chunk-seconds", "2",
-                 "--steps", "3", "-q", "--report", str(d / "o.json")]) == 0
+    assert (
+        main(
+            [
+                "match",
+                str(files["dry"]),
+                str(files["ref"]),
+                "-o",
+                str(d / "o.wav"),
+                "--chunk-seconds",
+                "2",
+                "--steps",
+                "3",
+                "-q",
+                "--report",
+                str(d / "o.json"),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     args = ["report", str(d / "o.preset.json"), "--dry", str(files["dry"]), "--reference", str(files["ref"])]
     assert main([*args, "--output", str(d / "o.wav"), "--match-json", str(d / "o.json"), "-o", str(d / "r.html")]) == 0
     assert "8 figures, 3 audio players" in capsys.readouterr().out
     html = strip_payloads((d / "r.html").read_text(encoding="utf-8"))
-    assert 'id="fig-loss"' in html and "<figure id=\"fig-loss\"" in html and "start (predicted (fx))" in html
+    assert 'id="fig-loss"' in html and '<figure id="fig-loss"' in html and "start (predicted (fx))" in html
     # without --output it renders the dry through the preset; without --match-json, no loss curve
     assert main([*args, "--start", "none", "-o", str(d / "r2.html")]) == 0
     html2 = strip_payloads((d / "r2.html").read_text(encoding="utf-8"))
     assert "rendered for the report" in html2 and "no optimisation history" in html2 and "start (not given)" in html2
     # one-line errors
-    for extra, message in ((["-o", str(files["dry"])], "refusing to overwrite an input"),
-                           (["-o", str(d / "r.txt")], "ending in .html"),
-                           (["--match-json", str(d / "o.preset.json"), "-o", str(d / "r3.html")], "not a `vocalfx match --report` JSON"),
-                           (["--match-json", str(d / "nope.json"), "-o", str(d / "r3.html")], "nope.json: no such file")):
+    for extra, message in (
+        (["-o", str(files["dry"])], "refusing to overwrite an input"),
+        (["-o", str(d / "r.txt")], "ending in .html"),
+        (["--match-json", str(d / "o.preset.json"), "-o", str(d / "r3.html")], "not a `vocalfx match --report` JSON"),
+        (["--match-json", str(d / "nope.json"), "-o", str(d / "r3.html")], "nope.json: no such file"),
+    ):
         assert main([*args, *extra]) == 1
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
@@ -324,10 +413,12 @@ def test_cli_report_default_excerpt_is_the_library_default():
 
 
 def test_cli_report_help_is_fast_and_lazy():
-    probe = ("import sys, time; t = time.perf_counter(); from vocalfx.cli import build_parser\n"
-             "try:\n    build_parser().parse_args(['report', '--help'])\nexcept SystemExit:\n    pass\n"
-             "assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules, 'heavy import'\n"
-             "print(time.perf_counter() - t, file=sys.stderr)")
+    probe = (
+        "import sys, time; t = time.perf_counter(); from vocalfx.cli import build_parser\n"
+        "try:\n    build_parser().parse_args(['report', '--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules, 'heavy import'\n"
+        "print(time.perf_counter() - t, file=sys.stderr)"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert out.returncode == 0 and "usage: vocalfx report" in out.stdout, out.stderr
 
@@ -358,8 +449,15 @@ def test_eval_summary_html(tmp_path):
     assert path == tmp_path / "summary.html"
     html = path.read_text(encoding="utf-8")
     assert html.count("<figure") == 6  # per-track MSS L/R bars + a box plot per metric
-    for text in ("Mean over tracks", "Median over tracks", "MSS L/R per track and method", "Distribution of MSS L/R per method",
-                 "Distribution of PMSE per method", "d × ito-mfcc: failed (encoder exploded)", "# Style-transfer evaluation: tiny"):
+    for text in (
+        "Mean over tracks",
+        "Median over tracks",
+        "MSS L/R per track and method",
+        "Distribution of MSS L/R per method",
+        "Distribution of PMSE per method",
+        "d × ito-mfcc: failed (encoder exploded)",
+        "# Style-transfer evaluation: tiny",
+    ):
         assert text in html, text
     # the mean table shows summary.csv's numbers, the best per metric in bold
     assert "<td><b>0.8</b></td>" in html and "<td>1.1</td>" in html
@@ -381,7 +479,9 @@ def test_eval_summary_html_errors(tmp_path):
 # --- the browser -------------------------------------------------------------------------------------
 def _chromium() -> str:
     exe = os.environ.get("VOCALFX_CHROMIUM") or next(
-        (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")) if p), None)
+        (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")) if p),
+        None,
+    )
     if exe is None:
         msg = "no headless Chromium (Debian: apt-get install chromium, or set VOCALFX_CHROMIUM); skipping the browser test"
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
@@ -405,12 +505,28 @@ class DevTools:
             os.dup2(a, 3)
             os.dup2(b, 4)
 
-        args = [exe, "--headless=new", "--remote-debugging-pipe", "--disable-gpu", "--no-first-run", "--mute-audio",
-                "--no-default-browser-check", "--hide-scrollbars", f"--user-data-dir={self.profile}", "about:blank"]
+        args = [
+            exe,
+            "--headless=new",
+            "--remote-debugging-pipe",
+            "--disable-gpu",
+            "--no-first-run",
+            "--mute-audio",
+            "--no-default-browser-check",
+            "--hide-scrollbars",
+            f"--user-data-dir={self.profile}",
+            "about:blank",
+        ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             args.insert(1, "--no-sandbox")  # Chromium refuses to sandbox as root (containers, CI)
-        self.proc = subprocess.Popen(args, preexec_fn=fds, pass_fds=(3, 4), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            args,
+            preexec_fn=fds,
+            pass_fds=(3, 4),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(child_in)
         os.close(child_out)
         self.inbox: "queue.Queue[Optional[dict]]" = queue.Queue()
@@ -469,7 +585,11 @@ class DevTools:
         sid = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log"):
             self.call(f"{domain}.enable", session=sid)
-        self.call("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=sid)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session=sid,
+        )
         self.call("Page.navigate", {"url": path.resolve().as_uri()}, session=sid)
         self.wait_for("Page.loadEventFired", sid)
         probe = """Promise.all([...document.querySelectorAll('audio')].map(a => new Promise(done => {
@@ -480,8 +600,11 @@ class DevTools:
             a.addEventListener('loadedmetadata', ok); a.addEventListener('error', bad); a.load();
         }))).then(audio => JSON.stringify({audio, figures: document.querySelectorAll('figure svg').length,
                                            title: document.title}))"""
-        page = json.loads(self.call("Runtime.evaluate", {"expression": probe, "awaitPromise": True, "returnByValue": True},
-                                    session=sid)["result"]["value"])
+        page = json.loads(
+            self.call(
+                "Runtime.evaluate", {"expression": probe, "awaitPromise": True, "returnByValue": True}, session=sid
+            )["result"]["value"]
+        )
         shot = self.call("Page.captureScreenshot", {"format": "png"}, session=sid)
         self.call("Runtime.evaluate", {"expression": "1"}, session=sid)  # flush pending console events
         errors = []
@@ -490,7 +613,9 @@ class DevTools:
                 continue
             p = e.get("params", {})
             if e.get("method") == "Runtime.exceptionThrown":
-                errors.append(p["exceptionDetails"].get("exception", {}).get("description") or p["exceptionDetails"]["text"])
+                errors.append(
+                    p["exceptionDetails"].get("exception", {}).get("description") or p["exceptionDetails"]["text"]
+                )
             elif e.get("method") == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
                 errors.append(" ".join(str(a.get("value", a.get("description"))) for a in p.get("args", [])))
             elif e.get("method") == "Log.entryAdded" and p["entry"].get("level") == "error":
@@ -523,7 +648,7 @@ def _pixel_spread(png: bytes) -> "tuple[float, int]":
     from PIL import Image
 
     img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float64)
-    colours = len(np.unique(img.reshape(-1, 3)[:: 7], axis=0))
+    colours = len(np.unique(img.reshape(-1, 3)[::7], axis=0))
     return float(img.std()), colours
 
 
@@ -548,10 +673,15 @@ def test_browser_checks_catch_planted_faults(browser, matched, tmp_path):
     seen = browser.open(broken)
     assert any("undefinedFunctionPlanted" in e for e in seen["errors"]), seen["errors"]
     logged = tmp_path / "console-error.html"
-    logged.write_text(html.replace("</body>", "<script>console.error('planted console error');</script></body>"), encoding="utf-8")
+    logged.write_text(
+        html.replace("</body>", "<script>console.error('planted console error');</script></body>"), encoding="utf-8"
+    )
     assert any("planted console error" in e for e in browser.open(logged)["errors"])
     corrupt = tmp_path / "bad-audio.html"
-    corrupt.write_text(re.sub(r'(data-name="dry" src="data:audio/flac;base64,)[^"]+', r"\1AAAAAAAAAAAAAAAA", html, count=1), encoding="utf-8")
+    corrupt.write_text(
+        re.sub(r'(data-name="dry" src="data:audio/flac;base64,)[^"]+', r"\1AAAAAAAAAAAAAAAA", html, count=1),
+        encoding="utf-8",
+    )
     audio = {a["name"]: a for a in browser.open(corrupt)["audio"]}
     assert audio["dry"]["error"] is not None and audio["output"]["error"] is None
     blank = tmp_path / "blank.html"
@@ -579,9 +709,13 @@ def test_match_start_preset():
 
 def test_eval_summary_html_of_a_run_with_nothing_finished(tmp_path):
     """A run whose cells all failed or are missing still gets a page (no figure data, no NaN)."""
-    (tmp_path / "results.csv").write_text("track,method,status,mss_lr,mldr_lr,mss_ms,mldr_ms,pmse,predict_s,score_s,error\n"
-                                          "a,mean,failed,,,,,,,,boom\na,oracle,n/a,,,,,,,,needs the true preset\n")
-    (tmp_path / "summary.csv").write_text("method,metric,mean,median,n\nmean,mss_lr,nan,nan,0\nmean,predict_s,nan,nan,0\n")
+    (tmp_path / "results.csv").write_text(
+        "track,method,status,mss_lr,mldr_lr,mss_ms,mldr_ms,pmse,predict_s,score_s,error\n"
+        "a,mean,failed,,,,,,,,boom\na,oracle,n/a,,,,,,,,needs the true preset\n"
+    )
+    (tmp_path / "summary.csv").write_text(
+        "method,metric,mean,median,n\nmean,mss_lr,nan,nan,0\nmean,predict_s,nan,nan,0\n"
+    )
     html = write_eval_report(tmp_path).read_text(encoding="utf-8")
     assert "a × mean: failed (boom)" in html and html.count("<figure") == 6
     assert not re.search(r"(?<![\w-])nan(?![\w-])", html, flags=re.I)

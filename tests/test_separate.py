@@ -159,8 +159,9 @@ def test_chunked_cross_fade_is_exact_for_identity():
     torch.testing.assert_close(v, x, atol=1e-6, rtol=0)
     assert torch.equal(a, torch.zeros_like(x))
     covered = 0
-    for start, bv, _ in iter_separate(lambda s, e: x[:, s:e].clone(), x.shape[-1], SR, Identity(),
-                                      chunk_seconds=3.0, overlap_seconds=0.5):
+    for start, bv, _ in iter_separate(
+        lambda s, e: x[:, s:e].clone(), x.shape[-1], SR, Identity(), chunk_seconds=3.0, overlap_seconds=0.5
+    ):
         assert start == covered
         covered += bv.shape[-1]
     assert covered == x.shape[-1]
@@ -191,7 +192,9 @@ def test_dev_mixture_improves(shared):
 
     corpus = load_corpus(shared / "corpus" / "dev", tracks=["speech_01"])
     track = prepare_track(corpus.tracks[0])
-    acc, rate = sf.read(str(shared / "corpus" / "dev" / "accompaniment" / "acc_02.flac"), dtype="float32", always_2d=True)
+    acc, rate = sf.read(
+        str(shared / "corpus" / "dev" / "accompaniment" / "acc_02.flac"), dtype="float32", always_2d=True
+    )
     n = 20 * SR
     voice = track.wet[:, :n]
     acc = torch.from_numpy(acc.T.copy())[:, :n]
@@ -306,8 +309,8 @@ def test_match_separate_close_to_true_stem(shared, tmp_path):
     into 3 s chunks, 25 steps. Both matches start from the prior mean and are scored like
     `vocalfx eval` (MSS L/R of the dry clip rendered with the prediction against the true wet).
     """
-    from vocalfx import match
     from vocalfx import defaults as D
+    from vocalfx import match
     from vocalfx.evaluation import load_corpus
     from vocalfx.evaluation.corpus import prepare_track
     from vocalfx.metrics import mss
@@ -327,16 +330,49 @@ def test_match_separate_close_to_true_stem(shared, tmp_path):
     sf.write(str(mix_path), (wet + acc).T.numpy(), SR, subtype="FLOAT")
     steps = "25"
     out, report = tmp_path / "out.wav", tmp_path / "report.json"
-    assert main(["match", str(dry_path), str(mix_path), "-o", str(out), "--separate", "--chunk-seconds", "3",
-                 "--steps", steps, "--keep-reference-level", "--level", "preset", "--report", str(report), "-q"]) == 0
+    assert (
+        main(
+            [
+                "match",
+                str(dry_path),
+                str(mix_path),
+                "-o",
+                str(out),
+                "--separate",
+                "--chunk-seconds",
+                "3",
+                "--steps",
+                steps,
+                "--keep-reference-level",
+                "--level",
+                "preset",
+                "--report",
+                str(report),
+                "-q",
+            ]
+        )
+        == 0
+    )
     rep = json.loads(report.read_text())
     assert rep["separation_backend"].startswith("classical")
     preset = Preset.from_json(tmp_path / "out.preset.json")
     assert "classical" in json.dumps(preset.extra)
 
     # --separate's defaults (vocalfx.defaults.SEPARATED_*: MFCC from the prior mean, alpha 1), for the true stem too
-    true = match(dry, wet, SR, steps=int(steps), chunk_seconds=3.0, normalize_reference=False, level="preset",
-                 alpha=D.SEPARATED_ALPHA, encoder=D.SEPARATED_ENCODER, init=D.SEPARATED_INIT, lr=D.SEPARATED_LR, progress=False)
+    true = match(
+        dry,
+        wet,
+        SR,
+        steps=int(steps),
+        chunk_seconds=3.0,
+        normalize_reference=False,
+        level="preset",
+        alpha=D.SEPARATED_ALPHA,
+        encoder=D.SEPARATED_ENCODER,
+        init=D.SEPARATED_INIT,
+        lr=D.SEPARATED_LR,
+        progress=False,
+    )
 
     def score(p):
         y = render(dry, p, SR)

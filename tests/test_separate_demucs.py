@@ -53,15 +53,13 @@ def offline(monkeypatch, tmp_path):
 def tiny_htdemucs(seed: int) -> HTDemucs:
     """A 360k-parameter HTDemucs (depth 4, so the transformer sees a short sequence): 0.5 s for 3 s."""
     torch.manual_seed(seed)
-    return HTDemucs(SOURCES, channels=8, depth=4, t_layers=1, t_heads=2, segment=4, dconv_depth=1,
-                    dconv_comp=4).eval()
+    return HTDemucs(SOURCES, channels=8, depth=4, t_layers=1, t_heads=2, segment=4, dconv_depth=1, dconv_comp=4).eval()
 
 
 def save_model(model: HTDemucs, directory: Path, sig: str = HTDEMUCS_SIG) -> Path:
     """Write ``model`` as demucs' ``save_with_checksum(serialize_model(...))`` does."""
     args, kwargs = model._init_args_kwargs
-    package = {"klass": model.__class__, "args": args, "kwargs": kwargs,
-               "state": get_state(model, None, half=False)}
+    package = {"klass": model.__class__, "args": args, "kwargs": kwargs, "state": get_state(model, None, half=False)}
     buf = io.BytesIO()
     torch.save(package, buf)
     data = buf.getvalue()
@@ -83,8 +81,15 @@ def direct(model: HTDemucs, mix: torch.Tensor, all_stems: bool = False) -> torch
     ref = mix.mean(0)
     mean, std = ref.mean(), ref.std()
     with torch.no_grad():
-        stems = apply_model(BagOfModels([model]), ((mix - mean) / std)[None], shifts=0, split=True,
-                            overlap=0.25, progress=False, device="cpu")[0]
+        stems = apply_model(
+            BagOfModels([model]),
+            ((mix - mean) / std)[None],
+            shifts=0,
+            split=True,
+            overlap=0.25,
+            progress=False,
+            device="cpu",
+        )[0]
     stems = stems * std + mean / len(SOURCES)
     return stems if all_stems else stems[SOURCES.index("vocals")]
 
@@ -180,8 +185,15 @@ def test_missing_model_message(tmp_path, monkeypatch, capsys):
         get_separator("demucs", model_dir=tmp_path / "given")
     msg = str(e.value)
     assert "\n" not in msg and "never downloads" in msg
-    for part in (str(tmp_path / "given"), str(tmp_path / "env_dir"), ENV_VAR, "checkpoints",
-                 "models--adefossez--HTDemucs", f"{HTDEMUCS_SIG}-", "model_dir=DIR"):
+    for part in (
+        str(tmp_path / "given"),
+        str(tmp_path / "env_dir"),
+        ENV_VAR,
+        "checkpoints",
+        "models--adefossez--HTDemucs",
+        f"{HTDEMUCS_SIG}-",
+        "model_dir=DIR",
+    ):
         assert part in msg, part
     assert "--model-dir" not in msg  # the library names its argument; the CLI names its flag
     mix = tmp_path / "song.wav"
@@ -202,8 +214,22 @@ def test_cli_with_local_model(tmp_path):
     mix = tmp_path / "song.wav"
     x = song(3.0)
     sf.write(str(mix), x.T.numpy(), SR, subtype="FLOAT")
-    assert main(["separate", str(mix), "-o", str(tmp_path / "out"), "--backend", "demucs", "--model-dir",
-                 str(tmp_path / "m"), "-q"]) == 0
+    assert (
+        main(
+            [
+                "separate",
+                str(mix),
+                "-o",
+                str(tmp_path / "out"),
+                "--backend",
+                "demucs",
+                "--model-dir",
+                str(tmp_path / "m"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     v, rate = sf.read(str(tmp_path / "out" / "song_vocals.wav"), dtype="float32", always_2d=True)
     assert rate == SR and v.shape == (x.shape[-1], 2)
 
@@ -219,9 +245,25 @@ def test_match_separate_with_demucs(tmp_path):
     dry = (0.3 * torch.sin(2 * torch.pi * 200 * t) * (1 + torch.sin(2 * torch.pi * 3 * t))).float()
     sf.write(str(tmp_path / "dry.wav"), dry.numpy(), SR, subtype="FLOAT")
     sf.write(str(tmp_path / "song.wav"), song(4.0).T.numpy(), SR, subtype="FLOAT")
-    args = ["match", str(tmp_path / "dry.wav"), str(tmp_path / "song.wav"), "-o", str(tmp_path / "out.wav"),
-            "--separate", "--backend", "demucs", "--model-dir", str(tmp_path / "m"), "--steps", "2",
-            "--chunk-seconds", "2", "--report", str(tmp_path / "r.json"), "-q"]
+    args = [
+        "match",
+        str(tmp_path / "dry.wav"),
+        str(tmp_path / "song.wav"),
+        "-o",
+        str(tmp_path / "out.wav"),
+        "--separate",
+        "--backend",
+        "demucs",
+        "--model-dir",
+        str(tmp_path / "m"),
+        "--steps",
+        "2",
+        "--chunk-seconds",
+        "2",
+        "--report",
+        str(tmp_path / "r.json"),
+        "-q",
+    ]
     assert main(args) == 0
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["separation_backend"].startswith("demucs") and str(path) in rep["separation_backend"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_match import CHUNK, SR, bright_reference, vocal_like
 
 from vocalfx import params as P
 from vocalfx.io import integrated_loudness, loudness_normalize
@@ -14,8 +15,6 @@ from vocalfx.matching.steer import GROUPS, LEVEL_PARAM, blend, group_mask, parse
 from vocalfx.preset import Preset
 from vocalfx.prior import GaussianPrior
 from vocalfx.render import render
-
-from test_match import CHUNK, SR, bright_reference, vocal_like
 
 
 @pytest.fixture(scope="module")
@@ -108,16 +107,36 @@ def test_cli_steering_flags_and_render_strength(tmp_path, capsys, pair):
     sf.write(str(r), ref.T.numpy(), SR, subtype="FLOAT")
     common = ["--chunk-seconds", str(CHUNK), "--steps", "3", "-q"]
     assert main(["match", str(d), str(r), "-o", str(tmp_path / "full.wav"), "--level", "preset", *common]) == 0
-    assert main(["match", str(d), str(r), "-o", str(tmp_path / "half.wav"), "--level", "preset", "--strength", "0.5",
-                 *common]) == 0
+    assert (
+        main(
+            [
+                "match",
+                str(d),
+                str(r),
+                "-o",
+                str(tmp_path / "half.wav"),
+                "--level",
+                "preset",
+                "--strength",
+                "0.5",
+                *common,
+            ]
+        )
+        == 0
+    )
     full, half = Preset.from_json(tmp_path / "full.preset.json"), Preset.from_json(tmp_path / "half.preset.json")
     start = np.asarray(full.extra["match"]["start_raw"])  # the predicted start, recorded
     assert np.array_equal(np.asarray(half.extra["match"]["start_raw"]), start)
     np.testing.assert_allclose(half.raw, (start + full.raw) / 2, rtol=0, atol=1e-12)
     # render --strength 0.5 of the full match = the match made at strength 0.5
-    assert main(["render", str(d), str(tmp_path / "full.preset.json"), "-o", str(tmp_path / "r.wav"), "--strength", "0.5"]) == 0
+    assert (
+        main(["render", str(d), str(tmp_path / "full.preset.json"), "-o", str(tmp_path / "r.wav"), "--strength", "0.5"])
+        == 0
+    )
     assert main(["render", str(d), str(tmp_path / "half.preset.json"), "-o", str(tmp_path / "h.wav")]) == 0
-    np.testing.assert_allclose(sf.read(str(tmp_path / "r.wav"))[0], sf.read(str(tmp_path / "h.wav"))[0], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        sf.read(str(tmp_path / "r.wav"))[0], sf.read(str(tmp_path / "h.wav"))[0], rtol=0, atol=1e-6
+    )
     assert main(["render", str(d), "pop-lead", "-o", str(tmp_path / "x.wav"), "--strength", "0.5"]) == 1
     assert "no starting preset recorded" in capsys.readouterr().err
     assert main(["render", str(d), "pop-lead", "-o", str(tmp_path / "x.wav"), "--strength", "0", "--base", "mean"]) == 0
@@ -131,8 +150,11 @@ def test_cli_steering_flags_and_render_strength(tmp_path, capsys, pair):
     y, _ = sf.read(str(tmp_path / "l.wav"), always_2d=True)
     assert abs(integrated_loudness(torch.from_numpy(y.T.copy()).float(), SR) + 16.0) < 0.1
     capsys.readouterr()
-    for flags, words in ((["--only", "eq,loudness"], "--only"), (["--strength", "2"], "--strength"),
-                         (["--only", "eq", "--level", "-14"], "add 'dynamics'")):
+    for flags, words in (
+        (["--only", "eq,loudness"], "--only"),
+        (["--strength", "2"], "--strength"),
+        (["--only", "eq", "--level", "-14"], "add 'dynamics'"),
+    ):
         assert main(["match", str(d), str(r), "-o", str(tmp_path / "bad.wav"), *flags, *common]) == 1
         err = capsys.readouterr().err
         assert words in err and len(err.strip().splitlines()) == 1, err

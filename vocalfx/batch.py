@@ -31,8 +31,17 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .errors import VocalfxError
 
-__all__ = ["BatchError", "BatchItem", "BatchResult", "ITEM_OPTIONS", "AUDIO_SUFFIXES", "load_pairs", "folder_items",
-           "match_batch", "run_item"]
+__all__ = [
+    "BatchError",
+    "BatchItem",
+    "BatchResult",
+    "ITEM_OPTIONS",
+    "AUDIO_SUFFIXES",
+    "load_pairs",
+    "folder_items",
+    "match_batch",
+    "run_item",
+]
 
 ITEM_FORMAT = "vocalfx-batch-item"
 BATCH_FORMAT = "vocalfx-batch"
@@ -41,8 +50,17 @@ FORMAT_VERSION = 1
 #: Match settings an item may set (PAIRS.csv columns, ``settings=``), with their types; the
 #: rest of :func:`vocalfx.match`'s arguments keep their defaults.
 ITEM_OPTIONS: Dict[str, Callable[[str], Any]] = {
-    "encoder": str, "alpha": float, "steps": int, "lr": float, "seed": int, "space": str, "init": str,
-    "chunk_seconds": float, "level": str, "groups": str, "strength": float,
+    "encoder": str,
+    "alpha": float,
+    "steps": int,
+    "lr": float,
+    "seed": int,
+    "space": str,
+    "init": str,
+    "chunk_seconds": float,
+    "level": str,
+    "groups": str,
+    "strength": float,
 }
 #: Files a folder source picks up, by suffix.
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
@@ -93,7 +111,9 @@ def _check_names(items: List[BatchItem], where: str) -> List[BatchItem]:
         if not _NAME.match(it.name):
             raise BatchError(f"{where}: item {i + 1}: name {it.name!r} must be letters, digits, '.', '_' or '-'")
         if it.name in seen:
-            raise BatchError(f"{where}: items {seen[it.name] + 1} and {i + 1} are both named {it.name!r}; give them a name column")
+            raise BatchError(
+                f"{where}: items {seen[it.name] + 1} and {i + 1} are both named {it.name!r}; give them a name column"
+            )
         seen[it.name] = i
     if not items:
         raise BatchError(f"{where}: no items")
@@ -196,8 +216,13 @@ def run_item(job: Dict[str, Any]) -> Dict[str, Any]:
         save_audio(audio, res.audio, res.sample_rate, inputs=inputs)
         res.preset.source = f"vocalfx match-batch {Path(item['dry']).name} -> {Path(item['reference']).name}"
         res.preset.to_json(preset, inputs=inputs)
-        record.update(status="ok", output=audio.name, preset=preset.name, report=res.report.to_dict(),
-                      history_loss=[h["loss"] for h in res.history])
+        record.update(
+            status="ok",
+            output=audio.name,
+            preset=preset.name,
+            report=res.report.to_dict(),
+            history_loss=[h["loss"] for h in res.history],
+        )
     except Exception as e:  # noqa: BLE001 - one item's failure, whatever it is, must not stop the batch
         text = str(e).strip().splitlines()[0] if str(e).strip() else ""
         kind = "" if isinstance(e, VocalfxError) else f"{type(e).__name__}: "
@@ -279,32 +304,58 @@ def match_batch(
         raise BatchError(f"{out}: exists and is not a folder")
     (out / "items").mkdir(parents=True, exist_ok=True)
     meta_path = out / "batch.json"
-    meta = _read(meta_path) if meta_path.exists() else {"format": BATCH_FORMAT, "version": FORMAT_VERSION, "invocations": []}
+    meta = (
+        _read(meta_path)
+        if meta_path.exists()
+        else {"format": BATCH_FORMAT, "version": FORMAT_VERSION, "invocations": []}
+    )
     if meta is None or meta.get("format") != BATCH_FORMAT:
         raise BatchError(f"{meta_path}: not a vocalfx batch file; choose an empty or new output folder")
 
     pending, skipped = [], 0
     for it in items:
-        key = {"name": it.name, "dry": _file_key(it.dry), "reference": _file_key(it.reference),
-               "settings": _settings(settings, it)}
+        key = {
+            "name": it.name,
+            "dry": _file_key(it.dry),
+            "reference": _file_key(it.reference),
+            "settings": _settings(settings, it),
+        }
         rec = _read(out / "items" / f"{it.name}.json")
         if rec is not None and rec.get("format") == ITEM_FORMAT:
             if _norm({k: rec.get(k) for k in key}) != _norm(key):
                 raise BatchError(
                     f"{out / 'items' / (it.name + '.json')} was made from other inputs or settings "
                     f"({ {k: rec.get(k) for k in ('dry', 'reference', 'settings')} }); use another output folder, "
-                    "or delete that item's files to recompute it")
+                    "or delete that item's files to recompute it"
+                )
             if rec.get("status") == "ok" or not retry_failed:
                 skipped += 1
                 continue
-        pending.append({"item": {"name": it.name, "dry": it.dry, "reference": it.reference},
-                        "settings": key["settings"], "out": str(out), "key": key})
+        pending.append(
+            {
+                "item": {"name": it.name, "dry": it.dry, "reference": it.reference},
+                "settings": key["settings"],
+                "out": str(out),
+                "key": key,
+            }
+        )
 
-    record = {"command": command, "started": _now(), "engine": engine, "ray_address": ray_address, "jobs": jobs,
-              "threads": threads, "items": len(items), "pending": len(pending), "interrupted": False}
+    record = {
+        "command": command,
+        "started": _now(),
+        "engine": engine,
+        "ray_address": ray_address,
+        "jobs": jobs,
+        "threads": threads,
+        "items": len(items),
+        "pending": len(pending),
+        "interrupted": False,
+    }
     meta["invocations"].append(record)
     atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
-    bar = tqdm(total=len(pending), desc="match-batch", unit="item", disable=not progress or not pending, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(pending), desc="match-batch", unit="item", disable=not progress or not pending, dynamic_ncols=True
+    )
     counts = {"computed": 0, "failed": 0}
 
     def done(i: int, rec: Dict[str, Any]) -> None:
@@ -326,12 +377,32 @@ def match_batch(
         record.update(finished=_now(), wall_seconds=time.perf_counter() - t0, **counts)
         atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
         summary, errors = _write_summary(out, items)
-    return BatchResult(out=out, computed=counts["computed"], failed=counts["failed"], skipped=skipped,
-                       seconds=time.perf_counter() - t0, summary=summary, errors=errors)
+    return BatchResult(
+        out=out,
+        computed=counts["computed"],
+        failed=counts["failed"],
+        skipped=skipped,
+        seconds=time.perf_counter() - t0,
+        summary=summary,
+        errors=errors,
+    )
 
 
-SUMMARY_COLUMNS = ("name", "status", "dry", "reference", "output", "preset", "seconds", "loss", "initial_loss",
-                   "output_lufs", "output_peak_dbfs", "level_gain_db", "error")
+SUMMARY_COLUMNS = (
+    "name",
+    "status",
+    "dry",
+    "reference",
+    "output",
+    "preset",
+    "seconds",
+    "loss",
+    "initial_loss",
+    "output_lufs",
+    "output_peak_dbfs",
+    "level_gain_db",
+    "error",
+)
 
 
 def _write_summary(out: Path, items: Sequence[BatchItem]):
@@ -344,9 +415,16 @@ def _write_summary(out: Path, items: Sequence[BatchItem]):
     for it in items:
         rec = _read(out / "items" / f"{it.name}.json") or {"status": "pending"}
         rep = rec.get("report") or {}
-        row = {"name": it.name, "dry": it.dry, "reference": it.reference, "status": rec.get("status"),
-               "output": rec.get("output", ""), "preset": rec.get("preset", ""), "error": rec.get("error", ""),
-               "seconds": f"{rec['seconds']:.2f}" if isinstance(rec.get("seconds"), float) else ""}
+        row = {
+            "name": it.name,
+            "dry": it.dry,
+            "reference": it.reference,
+            "status": rec.get("status"),
+            "output": rec.get("output", ""),
+            "preset": rec.get("preset", ""),
+            "error": rec.get("error", ""),
+            "seconds": f"{rec['seconds']:.2f}" if isinstance(rec.get("seconds"), float) else "",
+        }
         for k in ("loss", "initial_loss", "output_lufs", "output_peak_dbfs", "level_gain_db"):
             v = rep.get(k)
             row[k] = f"{v:.4f}" if isinstance(v, float) else (v if v is not None else "")

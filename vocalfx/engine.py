@@ -153,8 +153,9 @@ def _exit_with_parent(interval_s: float = 2.0) -> None:
 
 def _run_pool(fn: Task, tasks: Sequence[Any], jobs: int, threads: int, prepare, done, poll) -> None:
     ctx = multiprocessing.get_context("spawn")
-    pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx,
-                                  initializer=_init_worker, initargs=(threads, prepare))
+    pool = cf.ProcessPoolExecutor(
+        max_workers=min(jobs, len(tasks)), mp_context=ctx, initializer=_init_worker, initargs=(threads, prepare)
+    )
     futures = {pool.submit(fn, t): i for i, t in enumerate(tasks)}
     try:
         remaining = set(futures)
@@ -200,7 +201,9 @@ def _ray_task(fn: Task, task: Any, threads: int, prepare) -> Any:
     return fn(task)
 
 
-def _run_ray(fn: Task, tasks: Sequence[Any], jobs: int, threads: int, address: Optional[str], prepare, done, poll) -> None:
+def _run_ray(
+    fn: Task, tasks: Sequence[Any], jobs: int, threads: int, address: Optional[str], prepare, done, poll
+) -> None:
     ray = _import_ray()
     started = False
     if not ray.is_initialized():
@@ -216,7 +219,9 @@ def _run_ray(fn: Task, tasks: Sequence[Any], jobs: int, threads: int, address: O
                 started = True
         except (ConnectionError, RuntimeError, ValueError) as e:
             where = f"at {address}" if address else "(local instance)"
-            raise EngineError(f"cannot start or reach Ray {where}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+            raise EngineError(
+                f"cannot start or reach Ray {where}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+            ) from None
     remote = ray.remote(num_cpus=threads, max_retries=0)(_ray_task)
     refs = {remote.remote(fn, t, threads, prepare): i for i, t in enumerate(tasks)}
     remaining = list(refs)

@@ -627,17 +627,13 @@ def save_audio(
     frames_first = np.ascontiguousarray(arr.T)  # soundfile wants (time, channels)
 
     def write(f: IO[bytes]) -> None:
-        with sf.SoundFile(
-            f, mode="w", samplerate=sample_rate, channels=channels, format=fmt, subtype=subtype
-        ) as out:
+        with sf.SoundFile(f, mode="w", samplerate=sample_rate, channels=channels, format=fmt, subtype=subtype) as out:
             out.write(frames_first)
 
     _atomic_write(target, path, write)
 
 
-def atomic_write_text(
-    path: PathLike, text: str, inputs: Iterable[PathLike] = (), *, encoding: str = "utf-8"
-) -> None:
+def atomic_write_text(path: PathLike, text: str, inputs: Iterable[PathLike] = (), *, encoding: str = "utf-8") -> None:
     """Write a text file (e.g. JSON results) atomically, with the same rules as :func:`save_audio`.
 
     Temporary file in the same directory, ``fsync``, ``os.replace``; refuses any path in
@@ -666,9 +662,7 @@ def atomic_write_text(
 # Loudness
 
 
-def loudness_normalize(
-    audio: torch.Tensor, sample_rate: int, target_lufs: float = -18.0
-) -> tuple[torch.Tensor, float]:
+def loudness_normalize(audio: torch.Tensor, sample_rate: int, target_lufs: float = -18.0) -> tuple[torch.Tensor, float]:
     """Scale audio to an integrated loudness of ``target_lufs`` (ITU-R BS.1770-4, via pyloudnorm).
 
     One measurement, one gain: ``gain_db = target_lufs - L(audio)``, ``y = audio * 10**(gain_db/20)``

@@ -174,15 +174,9 @@ def _build_specs() -> List[ParamSpec]:
     ]
     n = len(FDN_DELAYS)
     s += [
-        ParamSpec(f"reverb.b_{i}_{j}", "identity", -inf, inf, 1.0 / n, unit="gain")
-        for i in range(n)
-        for j in range(2)
+        ParamSpec(f"reverb.b_{i}_{j}", "identity", -inf, inf, 1.0 / n, unit="gain") for i in range(n) for j in range(2)
     ]
-    s += [
-        ParamSpec(f"reverb.c_{i}_{j}", "identity", -inf, inf, 0.0, unit="gain")
-        for i in range(2)
-        for j in range(n)
-    ]
+    s += [ParamSpec(f"reverb.c_{i}_{j}", "identity", -inf, inf, 0.0, unit="gain") for i in range(2) for j in range(n)]
     s += [
         ParamSpec(f"reverb.decay_{k:02d}", "minmax", 0.0, FDN_DECAY_MAX, 0.5, display="t60", unit="s")
         for k in range(FDN_NUM_DECAY_FREQS)
@@ -330,9 +324,7 @@ def from_diffvox(raw: ArrayLike) -> np.ndarray:
     if v.shape[-1] == NUM_PARAMS:
         return v.copy()
     if v.shape[-1] != NUM_DIFFVOX_PARAMS:
-        raise ValueError(
-            f"expected {NUM_DIFFVOX_PARAMS} (DiffVox) or {NUM_PARAMS} values, got shape {v.shape}"
-        )
+        raise ValueError(f"expected {NUM_DIFFVOX_PARAMS} (DiffVox) or {NUM_PARAMS} values, got shape {v.shape}")
     return v[..., _MASK_151]
 
 

@@ -253,9 +253,11 @@ class Preset:
     @classmethod
     def from_dict(cls, d: Dict[str, Any], where: str = "preset") -> "Preset":
         if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise PresetError(f"{where}: not a vocalfx preset (missing \"format\": \"{FORMAT}\")")
+            raise PresetError(f'{where}: not a vocalfx preset (missing "format": "{FORMAT}")')
         if d.get("version") != VERSION:
-            raise PresetError(f"{where}: unsupported preset version {d.get('version')!r} (this vocalfx reads {VERSION})")
+            raise PresetError(
+                f"{where}: unsupported preset version {d.get('version')!r} (this vocalfx reads {VERSION})"
+            )
         if d.get("layout", P.LAYOUT_ID) != P.LAYOUT_ID:
             raise PresetError(f"{where}: parameter layout {d.get('layout')!r} is not {P.LAYOUT_ID!r}")
         flat = _flatten_parameters(d.get("parameters"), where)
@@ -264,7 +266,7 @@ class Preset:
             try:
                 raw = np.asarray(raw_in, dtype=np.float64).reshape(-1)
             except (TypeError, ValueError):
-                raise PresetError(f"{where}: \"raw\" is not a list of numbers") from None
+                raise PresetError(f'{where}: "raw" is not a list of numbers') from None
             raw = _check_vector(raw, where).copy()
         else:
             raw = P.default_vector()
@@ -291,7 +293,9 @@ class Preset:
     def from_json(cls, path: PathLike) -> "Preset":
         d = _read_json(path)
         if isinstance(d, dict) and d.get("format") == COLLECTION_FORMAT:
-            raise PresetError(f"{path}: this is a preset collection; read it with load_collection or Preset.resolve(path, index)")
+            raise PresetError(
+                f"{path}: this is a preset collection; read it with load_collection or Preset.resolve(path, index)"
+            )
         return cls.from_dict(d, where=str(path))
 
     def table(self) -> str:
@@ -312,7 +316,10 @@ class Preset:
                     for lo in range(0, P.FDN_NUM_DECAY_FREQS, 7):
                         seg = ", ".join(f"{fr[k] / 1000:.1f}k:{t60[k]:.2f}" for k in range(lo, min(lo + 7, len(t60))))
                         lines.append(f"  {'T60 s @ kHz' if lo == 0 else '':<28} {seg}")
-                    lines.append(f"  {'mixing generator (15)':<28} " + " ".join(f"{v:+.2f}" for v in rv[4 * n + P.FDN_NUM_DECAY_FREQS :]))
+                    lines.append(
+                        f"  {'mixing generator (15)':<28} "
+                        + " ".join(f"{v:+.2f}" for v in rv[4 * n + P.FDN_NUM_DECAY_FREQS :])
+                    )
                 last = "reverb"
                 continue
             if s.module != last:
@@ -324,18 +331,31 @@ class Preset:
 
 
 _MODULE_TITLES = {
-    "peak1": "EQ peak 1", "peak2": "EQ peak 2", "low_shelf": "EQ low shelf", "high_shelf": "EQ high shelf",
-    "lowpass": "EQ low-pass", "highpass": "EQ high-pass", "comp": "compressor/expander",
-    "send": "delay -> reverb send", "delay": "ping-pong delay",
-    "reverb_eq_peak1": "reverb EQ peak 1", "reverb_eq_peak2": "reverb EQ peak 2",
-    "reverb_eq_low_shelf": "reverb EQ low shelf", "reverb_eq_high_shelf": "reverb EQ high shelf",
+    "peak1": "EQ peak 1",
+    "peak2": "EQ peak 2",
+    "low_shelf": "EQ low shelf",
+    "high_shelf": "EQ high shelf",
+    "lowpass": "EQ low-pass",
+    "highpass": "EQ high-pass",
+    "comp": "compressor/expander",
+    "send": "delay -> reverb send",
+    "delay": "ping-pong delay",
+    "reverb_eq_peak1": "reverb EQ peak 1",
+    "reverb_eq_peak2": "reverb EQ peak 2",
+    "reverb_eq_low_shelf": "reverb EQ low shelf",
+    "reverb_eq_high_shelf": "reverb EQ high shelf",
     "pan": "direct pan",
 }
 
 _UNITS = {
-    "_db": "decibels", "_hz": "hertz", "_ms": "milliseconds", "q": "quality factor",
-    "ratio": "compression/expansion ratio", "pan": "-100 (left) .. 100 (right)",
-    "decay_t60_s": "reverberation time (s) at decay_freqs_hz", "b, c": "linear gains",
+    "_db": "decibels",
+    "_hz": "hertz",
+    "_ms": "milliseconds",
+    "q": "quality factor",
+    "ratio": "compression/expansion ratio",
+    "pan": "-100 (left) .. 100 (right)",
+    "decay_t60_s": "reverberation time (s) at decay_freqs_hz",
+    "b, c": "linear gains",
     "mixing": "generator of the orthogonal mixing matrix (unitless)",
 }
 
@@ -366,12 +386,14 @@ def _raw_from_display(i: int, val: float, where: str) -> float:
     try:
         return float(P.native_to_raw(native)[i])
     except ValueError:
-        raise PresetError(f"{where} = {val} is at the edge of its range ({lo:g}, {hi:g}) {unit} and cannot be represented") from None
+        raise PresetError(
+            f"{where} = {val} is at the edge of its range ({lo:g}, {hi:g}) {unit} and cannot be represented"
+        ) from None
 
 
 def _flatten_parameters(groups: Any, where: str) -> Dict[str, float]:
     if not isinstance(groups, dict):
-        raise PresetError(f"{where}: \"parameters\" must be an object of modules")
+        raise PresetError(f'{where}: "parameters" must be an object of modules')
     flat: Dict[str, float] = {}
     by_key = {(s.module, _display_key(s)): s.name for s in P.SPECS}
     n = len(P.FDN_DELAYS)
@@ -418,7 +440,9 @@ def _read_json(path: PathLike) -> Any:
 
 
 # --- collections -------------------------------------------------------------------------
-def save_collection(presets: Sequence[Preset], path: PathLike, *, name: str = "", source: str = "", inputs: Sequence[PathLike] = ()) -> None:
+def save_collection(
+    presets: Sequence[Preset], path: PathLike, *, name: str = "", source: str = "", inputs: Sequence[PathLike] = ()
+) -> None:
     """Write presets as one collection file (JSON), atomically."""
     from .io import atomic_write_text
 
@@ -444,7 +468,7 @@ def load_collection(path: PathLike) -> List[Preset]:
         raise PresetError(f"{path}: parameter layout {d.get('layout')!r} is not {P.LAYOUT_ID!r}")
     items = d.get("presets")
     if not isinstance(items, list):
-        raise PresetError(f"{path}: \"presets\" must be a list")
+        raise PresetError(f'{path}: "presets" must be a list')
     return [Preset.from_dict(x, where=f"{path} preset #{i}") for i, x in enumerate(items)]
 
 

@@ -34,9 +34,9 @@ def cached_chain(sample_rate: float) -> VocalChain:
     return _CHAINS[sample_rate]
 
 
-
-
-def render(dry: torch.Tensor, preset: Preset, sample_rate: int = SAMPLE_RATE, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def render(
+    dry: torch.Tensor, preset: Preset, sample_rate: int = SAMPLE_RATE, *, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """Render one preset onto a mono dry vocal.
 
     Args:
@@ -60,4 +60,3 @@ def render(dry: torch.Tensor, preset: Preset, sample_rate: int = SAMPLE_RATE, *,
     if not torch.isfinite(y).all():
         raise PresetError(f"preset {preset.name or '(unnamed)'} rendered non-finite audio; refusing to return it")
     return y[0] if squeeze else y
-

@@ -23,8 +23,20 @@ if TYPE_CHECKING:
     from ..preset import Preset
 
 __all__ = [
-    "Subparsers", "CLIError", "MODEL_DIR_HINT", "fail", "resolve_preset", "conversion_notes", "print_notes", "check_at_least",
-    "existing_files", "REPORT_SUFFIXES", "report_format", "command_line", "settings_of", "write_match_report_file",
+    "Subparsers",
+    "CLIError",
+    "MODEL_DIR_HINT",
+    "fail",
+    "resolve_preset",
+    "conversion_notes",
+    "print_notes",
+    "check_at_least",
+    "existing_files",
+    "REPORT_SUFFIXES",
+    "report_format",
+    "command_line",
+    "settings_of",
+    "write_match_report_file",
 ]
 
 #: What ``ArgumentParser.add_subparsers()`` returns, which each command's ``register`` extends
@@ -125,8 +137,16 @@ def _non_finite_as_text(x: object) -> str:
 
 
 def write_match_report_file(
-    a: argparse.Namespace, res: "MatchResult", *, reference: "torch.Tensor", start: Any, prior: Any,
-    separated_with: Optional[str], output: Path, preset_out: Path, inputs: Sequence[Path],
+    a: argparse.Namespace,
+    res: "MatchResult",
+    *,
+    reference: "torch.Tensor",
+    start: Any,
+    prior: Any,
+    separated_with: Optional[str],
+    output: Path,
+    preset_out: Path,
+    inputs: Sequence[Path],
 ) -> str:
     """``vocalfx match --report``: the JSON report (``.json``) or the HTML report (``.html``), from the
     reference the match used and its ``init`` and ``prior``; returns what was written."""
@@ -135,16 +155,35 @@ def write_match_report_file(
     from ..report import match_start_preset, write_result_report
 
     if report_format(a.report) == "json":
-        doc = {"report": res.report.to_dict(), "history": res.history, "separation_backend": separated_with,
-               "dry": str(a.dry), "reference": str(a.reference), "output": str(output), "preset": str(preset_out)}
+        doc = {
+            "report": res.report.to_dict(),
+            "history": res.history,
+            "separation_backend": separated_with,
+            "dry": str(a.dry),
+            "reference": str(a.reference),
+            "output": str(output),
+            "preset": str(preset_out),
+        }
         atomic_write_text(a.report, json.dumps(doc, indent=1, default=_non_finite_as_text) + "\n", inputs=inputs)
         return f"{a.report} (JSON)"
-    names = {"dry": str(a.dry), "output": str(output),
-             "reference": str(a.reference) + (f" (vocal isolated with {separated_with})" if separated_with else "")}
+    names = {
+        "dry": str(a.dry),
+        "output": str(output),
+        "reference": str(a.reference) + (f" (vocal isolated with {separated_with})" if separated_with else ""),
+    }
     info = write_result_report(
-        a.report, res, dry=load_audio(a.dry, sample_rate=res.sample_rate), reference=reference,
-        start_preset=(Preset(res.start, name=res.report.init) if res.start is not None
-                      else match_start_preset(start, prior, name=res.report.init)), command=command_line(a, ("dry", "reference")),
-        settings=settings_of(a), names=names, inputs=inputs,
+        a.report,
+        res,
+        dry=load_audio(a.dry, sample_rate=res.sample_rate),
+        reference=reference,
+        start_preset=(
+            Preset(res.start, name=res.report.init)
+            if res.start is not None
+            else match_start_preset(start, prior, name=res.report.init)
+        ),
+        command=command_line(a, ("dry", "reference")),
+        settings=settings_of(a),
+        names=names,
+        inputs=inputs,
     )
     return f"{a.report} (HTML, {info.nbytes / 1e6:.1f} MB, {info.figures} figures, {info.players} players)"

@@ -14,14 +14,32 @@ __all__ = ["add_engine_arguments", "terminate_as_interrupt"]
 
 def add_engine_arguments(add: Callable[..., object], unit: str) -> None:
     """``--engine``, ``--ray-address``, ``--jobs``, ``--threads``; ``unit`` names what runs in parallel."""
-    add("--engine", default="local", choices=ENGINES,
+    add(
+        "--engine",
+        default="local",
+        choices=ENGINES,
         help=f"where {unit} run: local (this process, or --jobs worker processes; default) or ray "
-        "(one Ray task each; pip install 'vocalfx[ray]'; docs/batch.md)")
-    add("--ray-address", default=None, metavar="ADDR",
-        help="with --engine ray: a running cluster ('auto' or HOST:PORT); default: start a local Ray instance with --jobs CPUs")
-    add("--jobs", "-j", type=int, default=1, help=f"{unit} in parallel: worker processes, or the local Ray instance's CPUs (default: 1)")
-    add("--threads", type=int, default=None,
-        help="torch threads per worker (default: 1 with --jobs > 1 or Ray, torch's default otherwise)")
+        "(one Ray task each; pip install 'vocalfx[ray]'; docs/batch.md)",
+    )
+    add(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="with --engine ray: a running cluster ('auto' or HOST:PORT); default: start a local Ray instance with --jobs CPUs",
+    )
+    add(
+        "--jobs",
+        "-j",
+        type=int,
+        default=1,
+        help=f"{unit} in parallel: worker processes, or the local Ray instance's CPUs (default: 1)",
+    )
+    add(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per worker (default: 1 with --jobs > 1 or Ray, torch's default otherwise)",
+    )
 
 
 def _interrupt(signum: int, frame: object) -> None:

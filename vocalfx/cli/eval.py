@@ -21,8 +21,7 @@ def _csv_list(text: str) -> List[str]:
 
 def run(a: argparse.Namespace) -> int:
     from ..embed.afx_rep import CHECKPOINT_ENV
-    from ..evaluation import MethodOptions, evaluate, load_corpus, parse_methods
-    from ..evaluation import load_plugin, parse_alpha
+    from ..evaluation import MethodOptions, evaluate, load_corpus, load_plugin, parse_alpha, parse_methods
 
     for p in a.plugin:
         load_plugin(p)
@@ -35,24 +34,45 @@ def run(a: argparse.Namespace) -> int:
     if a.ito_lr is not None and not a.ito_lr > 0:
         raise CLIError(f"--ito-lr must be positive, got {a.ito_lr}")
     options = MethodOptions(
-        encoders=encoders, alphas=alphas, collection=a.collection, prior=a.prior, ito_steps=a.ito_steps,
-        ito_lr=a.ito_lr, ito_space=a.ito_space, ito_level=a.ito_level, seed=a.seed,
+        encoders=encoders,
+        alphas=alphas,
+        collection=a.collection,
+        prior=a.prior,
+        ito_steps=a.ito_steps,
+        ito_lr=a.ito_lr,
+        ito_space=a.ito_space,
+        ito_level=a.ito_level,
+        seed=a.seed,
         encoder_options={"afx-rep": {"checkpoint": a.afx_rep}} if a.afx_rep else {},
     )
     methods = parse_methods(a.methods, options)
     uses_afx_rep = "afx-rep" in {getattr(m, "encoder", None) for m in methods}
     if uses_afx_rep and not a.afx_rep and not os.environ.get(CHECKPOINT_ENV):
         raise CLIError(f"the afx-rep encoder needs its checkpoint: --afx-rep PATH (or ${CHECKPOINT_ENV})")
-    corpus = load_corpus(a.corpus, presets=a.presets, chunk_seconds=a.chunk_seconds,
-                         tracks=_csv_list(a.tracks) if a.tracks else None, reference_codec=a.reference_codec)
+    corpus = load_corpus(
+        a.corpus,
+        presets=a.presets,
+        chunk_seconds=a.chunk_seconds,
+        tracks=_csv_list(a.tracks) if a.tracks else None,
+        reference_codec=a.reference_codec,
+    )
     if not a.quiet:
         n_cells = len(corpus.tracks) * len(methods)
         print(f"{len(corpus.tracks)} tracks x {len(methods)} methods = {n_cells} cells -> {a.out}", file=sys.stderr)
         print("methods: " + ", ".join(m.name for m in methods), file=sys.stderr)
     with terminate_as_interrupt():  # `kill PID` stops the workers too, like Ctrl-C
         res = evaluate(
-            corpus, methods, a.out, options=options, jobs=a.jobs, threads=a.threads, engine=a.engine,
-            ray_address=a.ray_address, retry_failed=a.retry_failed, progress=not a.quiet, plugins=a.plugin,
+            corpus,
+            methods,
+            a.out,
+            options=options,
+            jobs=a.jobs,
+            threads=a.threads,
+            engine=a.engine,
+            ray_address=a.ray_address,
+            retry_failed=a.retry_failed,
+            progress=not a.quiet,
+            plugins=a.plugin,
             command=_command(a),
         )
     print(res.table)
@@ -62,7 +82,10 @@ def run(a: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if res.errors:
-        print(f"vocalfx: {len(res.errors)} cell(s) failed or missing (listed in {res.out / 'summary.md'})", file=sys.stderr)
+        print(
+            f"vocalfx: {len(res.errors)} cell(s) failed or missing (listed in {res.out / 'summary.md'})",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -71,12 +94,24 @@ def _command(a: argparse.Namespace) -> str:
     """The command line with every setting that differs from the defaults, for the record."""
     parts = ["vocalfx", "eval", "--corpus", a.corpus, "--out", a.out, "--methods", *a.methods]
     for flag, value, default in [
-        ("--encoders", a.encoders, ",".join(EVAL_ENCODERS)), ("--alphas", a.alphas, None), ("--collection", a.collection, None),
-        ("--prior", a.prior, None), ("--presets", a.presets, None), ("--tracks", a.tracks, None),
-        ("--chunk-seconds", a.chunk_seconds, None), ("--reference-codec", a.reference_codec, None), ("--ito-steps", a.ito_steps, None), ("--ito-lr", a.ito_lr, None),
-        ("--ito-space", a.ito_space, None), ("--ito-level", a.ito_level, None),
-        ("--seed", a.seed, 0), ("--afx-rep", a.afx_rep, None), ("--jobs", a.jobs, 1), ("--threads", a.threads, None),
-        ("--engine", a.engine, "local"), ("--ray-address", a.ray_address, None),
+        ("--encoders", a.encoders, ",".join(EVAL_ENCODERS)),
+        ("--alphas", a.alphas, None),
+        ("--collection", a.collection, None),
+        ("--prior", a.prior, None),
+        ("--presets", a.presets, None),
+        ("--tracks", a.tracks, None),
+        ("--chunk-seconds", a.chunk_seconds, None),
+        ("--reference-codec", a.reference_codec, None),
+        ("--ito-steps", a.ito_steps, None),
+        ("--ito-lr", a.ito_lr, None),
+        ("--ito-space", a.ito_space, None),
+        ("--ito-level", a.ito_level, None),
+        ("--seed", a.seed, 0),
+        ("--afx-rep", a.afx_rep, None),
+        ("--jobs", a.jobs, 1),
+        ("--threads", a.threads, None),
+        ("--engine", a.engine, "local"),
+        ("--ray-address", a.ray_address, None),
     ]:
         if value != default:
             parts += [flag, str(value)]
@@ -104,31 +139,66 @@ def register(sub: Subparsers) -> None:
     add("--corpus", required=True, help="corpus folder with protocol.json")
     add("--out", required=True, help="output folder (created; holds the cells, results.csv, summary.md)")
     add("--methods", nargs="+", default=["all"], help="method specs, comma- or space-separated (default: all)")
-    add("--encoders", default=",".join(EVAL_ENCODERS),
-        help=f"encoders that nn-emb, ito and all expand to (default: {','.join(EVAL_ENCODERS)}; afx-rep needs --afx-rep)")
-    add("--alphas", default=None,
-        help=f"prior weights that ito and all expand to (default: {','.join(f'{x:g}' for x in EVAL_ALPHAS)})")
-    add("--collection", default=None,
+    add(
+        "--encoders",
+        default=",".join(EVAL_ENCODERS),
+        help=f"encoders that nn-emb, ito and all expand to (default: {','.join(EVAL_ENCODERS)}; afx-rep needs --afx-rep)",
+    )
+    add(
+        "--alphas",
+        default=None,
+        help=f"prior weights that ito and all expand to (default: {','.join(f'{x:g}' for x in EVAL_ALPHAS)})",
+    )
+    add(
+        "--collection",
+        default=None,
         help="preset collection of the nearest-neighbour methods: a collection JSON or a DiffVox preset "
-        "folder (its train_index.npy rows when present) (default: the shipped vocalfx-starter.json)")
+        "folder (its train_index.npy rows when present) (default: the shipped vocalfx-starter.json)",
+    )
     add("--prior", default=None, help="prior .npz for mean and ito (default: the shipped prior)")
-    add("--presets", default=None, help="collection that integer track presets index (default: the protocol's preset_collection)")
+    add(
+        "--presets",
+        default=None,
+        help="collection that integer track presets index (default: the protocol's preset_collection)",
+    )
     add("--tracks", default=None, help="comma-separated track names to run (default: all)")
-    add("--chunk-seconds", type=float, default=None,
-        help="chunk length in s (default: the protocol's, 11 s; a changed value needs a new --out)")
-    add("--reference-codec", default=None, metavar="mp3:KBPS",
-        help="put the reference chunks through MP3 at KBPS and back (needs pedalboard); the input and the scoring wet stay lossless")
+    add(
+        "--chunk-seconds",
+        type=float,
+        default=None,
+        help="chunk length in s (default: the protocol's, 11 s; a changed value needs a new --out)",
+    )
+    add(
+        "--reference-codec",
+        default=None,
+        metavar="mp3:KBPS",
+        help="put the reference chunks through MP3 at KBPS and back (needs pedalboard); the input and the scoring wet stay lossless",
+    )
     add("--ito-steps", type=int, default=None, help="Adam steps per ITO run (default: vocalfx.match's)")
     add("--ito-lr", type=float, default=None, help="ITO learning rate (default: vocalfx.match's)")
-    add("--ito-space", default=None, choices=("raw", "whitened"), help="where ITO's Adam steps (default: vocalfx.match's, raw)")
-    add("--ito-level", default=None, choices=("preset", "reference"),
+    add(
+        "--ito-space",
+        default=None,
+        choices=("raw", "whitened"),
+        help="where ITO's Adam steps (default: vocalfx.match's, raw)",
+    )
+    add(
+        "--ito-level",
+        default=None,
+        choices=("preset", "reference"),
         help="output level of ito/ito-pred/ito-nn/pred: the preset's (default, DiffVox's protocol) or the reference's loudness, "
-        "as vocalfx match writes it (rows end in +level)")
+        "as vocalfx match writes it (rows end in +level)",
+    )
     add("--seed", type=int, default=0, help="seed of stochastic methods (default: 0)")
     add("--afx-rep", default=None, metavar="CKPT", help="AFx-Rep checkpoint file, for --encoders afx-rep")
     add_engine_arguments(add, "tracks (cells on Ray)")
     add("--retry-failed", action="store_true", help="recompute cells that finished with an error")
-    add("--plugin", action="append", default=[], metavar="MODULE",
-        help="import a module or .py file that registers more methods (repeatable)")
+    add(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import a module or .py file that registers more methods (repeatable)",
+    )
     add("-q", "--quiet", action="store_true", help="no progress bar or notes (the table is still printed)")
     p.set_defaults(func=run)

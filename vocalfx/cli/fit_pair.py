@@ -30,12 +30,22 @@ def run(a: argparse.Namespace) -> int:
     print_notes(notes)
     try:
         res = fit_pair(
-            dry, wet, SAMPLE_RATE, steps=a.steps, lr=a.lr, batch_size=a.batch_size or None, init=init,
-            seed=a.seed, progress=not a.quiet, name=a.name or out.stem,
+            dry,
+            wet,
+            SAMPLE_RATE,
+            steps=a.steps,
+            lr=a.lr,
+            batch_size=a.batch_size or None,
+            init=init,
+            seed=a.seed,
+            progress=not a.quiet,
+            name=a.name or out.stem,
         )
     except FitError as e:
         raise CLIError(f"{a.dry} + {a.wet}: {e}") from None
-    res.preset.source = f"vocalfx fit-pair {Path(a.dry).name} -> {Path(a.wet).name} (dry at -18 LUFS in, wet at -18 LUFS out)"
+    res.preset.source = (
+        f"vocalfx fit-pair {Path(a.dry).name} -> {Path(a.wet).name} (dry at -18 LUFS in, wet at -18 LUFS out)"
+    )
     res.preset.to_json(out, inputs=inputs)
     print(res.report.summary())
     print(f"wrote {out} (apply it to a dry vocal normalised to -18 LUFS)")
@@ -58,9 +68,21 @@ def register(sub: Subparsers) -> None:
     f.add_argument("-o", "--output", required=True, help="preset JSON to write (never one of the inputs)")
     f.add_argument("--steps", type=int, default=FIT_STEPS, help=f"Adam steps (default: {FIT_STEPS})")
     f.add_argument("--seed", type=int, default=0, help="seed for the chunk draws with --batch-size (default: 0)")
-    f.add_argument("--lr", type=float, default=FIT_LR, help=f"initial Adam learning rate on the raw values, cosine-decayed to a tenth (default: {FIT_LR})")
-    f.add_argument("--batch-size", type=int, default=1, help="chunks scored per step, drawn at random; 0 = all chunks every step (default: 1)")
-    f.add_argument("--init", default=None, help="starting preset (file or shipped name; default: the shipped prior's mean)")
+    f.add_argument(
+        "--lr",
+        type=float,
+        default=FIT_LR,
+        help=f"initial Adam learning rate on the raw values, cosine-decayed to a tenth (default: {FIT_LR})",
+    )
+    f.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        help="chunks scored per step, drawn at random; 0 = all chunks every step (default: 1)",
+    )
+    f.add_argument(
+        "--init", default=None, help="starting preset (file or shipped name; default: the shipped prior's mean)"
+    )
     f.add_argument("--name", default=None, help="name stored in the preset (default: the output file's stem)")
     f.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     f.set_defaults(func=run)

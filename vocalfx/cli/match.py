@@ -8,8 +8,16 @@ from pathlib import Path
 
 from .. import defaults as D
 from ._common import (
-    MODEL_DIR_HINT, CLIError, Subparsers, check_at_least, conversion_notes, existing_files, print_notes, report_format,
-    resolve_preset, write_match_report_file,
+    MODEL_DIR_HINT,
+    CLIError,
+    Subparsers,
+    check_at_least,
+    conversion_notes,
+    existing_files,
+    print_notes,
+    report_format,
+    resolve_preset,
+    write_match_report_file,
 )
 
 __all__ = ["register", "run"]
@@ -35,14 +43,31 @@ def run(a: argparse.Namespace) -> int:
     if a.report:
         report_format(a.report)
     check_at_least("--steps", a.steps, 0)
-    for key in ("encoder", "init", "alpha", "steps", "lr"):  # a separated vocal keeps some accompaniment (docs/separate.md)
-        setattr(a, key, getattr(D, ("SEPARATED_" if a.separate else "MATCH_") + key.upper()) if getattr(a, key) is None else getattr(a, key))
+    for key in (
+        "encoder",
+        "init",
+        "alpha",
+        "steps",
+        "lr",
+    ):  # a separated vocal keeps some accompaniment (docs/separate.md)
+        setattr(
+            a,
+            key,
+            getattr(D, ("SEPARATED_" if a.separate else "MATCH_") + key.upper())
+            if getattr(a, key) is None
+            else getattr(a, key),
+        )
     if "afx-rep" not in a.encoder.split("+") and a.afx_rep:
         raise CLIError("--afx-rep is only used with --encoder afx-rep")
     if a.model_dir and not a.separate:
         raise CLIError("--model-dir is only used with --separate")
     from ..matching import MatchError, check_steering
-    for flag, args in (("--only", (a.only, 1.0, None)), ("--strength", (None, a.strength, None)), ("--level", (a.only, 1.0, a.level))):
+
+    for flag, args in (
+        ("--only", (a.only, 1.0, None)),
+        ("--strength", (None, a.strength, None)),
+        ("--level", (a.only, 1.0, a.level)),
+    ):
         try:  # now, not after the separation
             check_steering(*args)
         except MatchError as e:
@@ -77,10 +102,25 @@ def run(a: argparse.Namespace) -> int:
     init = a.init if a.init in (None, "mean", "predicted") else resolve_preset(a.init)
     options = {"checkpoint": a.afx_rep} if "afx-rep" in a.encoder.split("+") and a.afx_rep else None
     res = match(
-        a.dry, reference, SAMPLE_RATE,
-        encoder=a.encoder, alpha=a.alpha, steps=a.steps, seed=a.seed, lr=a.lr, space=a.space, prior=prior, init=init,
-        chunk_seconds=a.chunk_seconds, normalize_reference=not a.keep_reference_level,
-        encoder_options=options, progress=not a.quiet, name=a.name or out.stem, groups=a.only, strength=a.strength, level=a.level,
+        a.dry,
+        reference,
+        SAMPLE_RATE,
+        encoder=a.encoder,
+        alpha=a.alpha,
+        steps=a.steps,
+        seed=a.seed,
+        lr=a.lr,
+        space=a.space,
+        prior=prior,
+        init=init,
+        chunk_seconds=a.chunk_seconds,
+        normalize_reference=not a.keep_reference_level,
+        encoder_options=options,
+        progress=not a.quiet,
+        name=a.name or out.stem,
+        groups=a.only,
+        strength=a.strength,
+        level=a.level,
         lossy_reference={"auto": None, "yes": True, "no": False}[a.lossy_reference],
     )
     res.preset.source = (
@@ -92,8 +132,17 @@ def run(a: argparse.Namespace) -> int:
         res.preset.extra.setdefault("match", {})["separation_backend"] = separated_with
     save_audio(out, res.audio, res.sample_rate, inputs=inputs)
     res.preset.to_json(preset_out, inputs=inputs)
-    report = a.report and write_match_report_file(a, res, reference=reference, start=init, prior=prior, separated_with=separated_with,
-                                                  output=out, preset_out=preset_out, inputs=inputs)
+    report = a.report and write_match_report_file(
+        a,
+        res,
+        reference=reference,
+        start=init,
+        prior=prior,
+        separated_with=separated_with,
+        output=out,
+        preset_out=preset_out,
+        inputs=inputs,
+    )
     print(res.report.summary())
     if separated_with:
         print(f"reference vocal isolated with {separated_with}")
@@ -117,33 +166,97 @@ def register(sub: Subparsers) -> None:
     )
     add = m.add_argument
     add("dry", help="dry vocal (mono; a file whose channels are identical counts as mono; resampled to 44.1 kHz)")
-    add("reference", help="reference vocal, mono or stereo, at least one chunk (11 s) long; a full song with --separate")
+    add(
+        "reference", help="reference vocal, mono or stereo, at least one chunk (11 s) long; a full song with --separate"
+    )
     add("-o", "--output", required=True, help="processed vocal to write (.wav: 32-bit float, .flac: 24-bit)")
     add("--preset-out", default=None, help="preset JSON to write (default: OUTPUT's name with .preset.json)")
-    add("--report", default=None, metavar="FILE",
+    add(
+        "--report",
+        default=None,
+        metavar="FILE",
         help="also write a report: FILE.html a self-contained page (preset, EQ/dynamics/space figures, spectra, levels, "
-        "loss curve, audio players; docs/report.md), FILE.json the run's numbers and loss history")
-    add("--encoder", default=None, help=f"embedding: fx (trained here, shipped), mfcc, mir, afx-rep (needs --afx-rep or VOCALFX_AFX_REP), or several joined by + (fx+mfcc: one likelihood each) (default: {D.MATCH_ENCODER}; {D.SEPARATED_ENCODER} with --separate)")
-    add("--afx-rep", default=None, metavar="PATH", help="AFx-Rep checkpoint file (docs/afx-rep.md says where to get it)")
-    add("--alpha", type=float, default=None, help=f"prior weight, 0 = no prior (default: {D.MATCH_ALPHA:g}; {D.SEPARATED_ALPHA:g} with --separate)")
-    add("--steps", type=int, default=None, help=f"Adam steps (default: {D.MATCH_STEPS}; {D.SEPARATED_STEPS} with --separate)")
-    add("--lr", type=float, default=None, help=f"initial learning rate, cosine-decayed to a tenth (default: {D.MATCH_LR:g}; {D.SEPARATED_LR:g} with --separate)")
-    add("--space", default="raw", choices=("raw", "whitened"),
-        help="where Adam steps: raw values (default, as DiffVox) or the prior's whitened coordinates, lr in prior standard deviations (docs/match.md)")
+        "loss curve, audio players; docs/report.md), FILE.json the run's numbers and loss history",
+    )
+    add(
+        "--encoder",
+        default=None,
+        help=f"embedding: fx (trained here, shipped), mfcc, mir, afx-rep (needs --afx-rep or VOCALFX_AFX_REP), or several joined by + (fx+mfcc: one likelihood each) (default: {D.MATCH_ENCODER}; {D.SEPARATED_ENCODER} with --separate)",
+    )
+    add(
+        "--afx-rep", default=None, metavar="PATH", help="AFx-Rep checkpoint file (docs/afx-rep.md says where to get it)"
+    )
+    add(
+        "--alpha",
+        type=float,
+        default=None,
+        help=f"prior weight, 0 = no prior (default: {D.MATCH_ALPHA:g}; {D.SEPARATED_ALPHA:g} with --separate)",
+    )
+    add(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"Adam steps (default: {D.MATCH_STEPS}; {D.SEPARATED_STEPS} with --separate)",
+    )
+    add(
+        "--lr",
+        type=float,
+        default=None,
+        help=f"initial learning rate, cosine-decayed to a tenth (default: {D.MATCH_LR:g}; {D.SEPARATED_LR:g} with --separate)",
+    )
+    add(
+        "--space",
+        default="raw",
+        choices=("raw", "whitened"),
+        help="where Adam steps: raw values (default, as DiffVox) or the prior's whitened coordinates, lr in prior standard deviations (docs/match.md)",
+    )
     add("--seed", type=int, default=0, help="seed; the same seed and inputs give the same result (default: 0)")
     add("--prior", default=None, help="prior .npz (from `vocalfx prior fit`) or 'default' (the shipped prior)")
-    add("--init", default=None, help=f"start: 'predicted' (the fx head's guess), 'mean' (the prior mean), a preset file or shipped name (default: {D.MATCH_INIT}; {D.SEPARATED_INIT} with --separate)")
-    add("--chunk-seconds", type=float, default=D.CHUNK_SECONDS, help=f"chunk length in s (default: {D.CHUNK_SECONDS:g})")
-    add("--keep-reference-level", action="store_true", help="do not normalise the reference to -18 LUFS; the preset then also matches its loudness")
-    add("--lossy-reference", default="auto", choices=("auto", "yes", "no"), help="reference is MP3/AAC: yes = the fx encoder's codec-robust weights, no = its plain ones, auto = from a codec cut-off or quantisation holes (docs/match.md)")
-    add("--only", default=None, metavar="GROUPS", help="optimise only these groups, comma-separated from eq, dynamics, delay, "
-        "reverb, pan; the others stay exactly at the start (default: all)")
-    add("--strength", type=float, default=1.0, help="keep this fraction of the match, 0..1: start + s (match - start) (default: 1)")
-    add("--level", default=None, help="output loudness: 'reference' (the reference vocal's; default), 'preset' (as the preset "
-        "renders it; the default with --only without dynamics) or a LUFS value such as -14; set on comp.makeup_db")
+    add(
+        "--init",
+        default=None,
+        help=f"start: 'predicted' (the fx head's guess), 'mean' (the prior mean), a preset file or shipped name (default: {D.MATCH_INIT}; {D.SEPARATED_INIT} with --separate)",
+    )
+    add(
+        "--chunk-seconds", type=float, default=D.CHUNK_SECONDS, help=f"chunk length in s (default: {D.CHUNK_SECONDS:g})"
+    )
+    add(
+        "--keep-reference-level",
+        action="store_true",
+        help="do not normalise the reference to -18 LUFS; the preset then also matches its loudness",
+    )
+    add(
+        "--lossy-reference",
+        default="auto",
+        choices=("auto", "yes", "no"),
+        help="reference is MP3/AAC: yes = the fx encoder's codec-robust weights, no = its plain ones, auto = from a codec cut-off or quantisation holes (docs/match.md)",
+    )
+    add(
+        "--only",
+        default=None,
+        metavar="GROUPS",
+        help="optimise only these groups, comma-separated from eq, dynamics, delay, "
+        "reverb, pan; the others stay exactly at the start (default: all)",
+    )
+    add(
+        "--strength",
+        type=float,
+        default=1.0,
+        help="keep this fraction of the match, 0..1: start + s (match - start) (default: 1)",
+    )
+    add(
+        "--level",
+        default=None,
+        help="output loudness: 'reference' (the reference vocal's; default), 'preset' (as the preset "
+        "renders it; the default with --only without dynamics) or a LUFS value such as -14; set on comp.makeup_db",
+    )
     add("--separate", action="store_true", help="REFERENCE is a full mix: isolate its vocal first")
     add("--backend", default="classical", help="separation backend with --separate (default: classical; demucs)")
-    add("--model-dir", default=None, help="with --separate --backend demucs: directory with the Demucs model files (docs/separate.md)")
+    add(
+        "--model-dir",
+        default=None,
+        help="with --separate --backend demucs: directory with the Demucs model files (docs/separate.md)",
+    )
     add("--name", default=None, help="name stored in the preset (default: OUTPUT's stem)")
     add("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     add("-q", "--quiet", action="store_true", help="no progress bar")

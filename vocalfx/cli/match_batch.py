@@ -23,21 +23,49 @@ def run(a: argparse.Namespace) -> int:
             raise CLIError(f"{source}: a folder of dry takes needs --reference REF (the one reference they all match)")
         items = folder_items(source, a.reference)
     elif a.reference:
-        raise CLIError(f"--reference is only used when SOURCE is a folder; {source} is a pairs list (its reference column)")
+        raise CLIError(
+            f"--reference is only used when SOURCE is a folder; {source} is a pairs list (its reference column)"
+        )
     elif not source.is_file():
         raise CLIError(f"{source}: no such file or folder")
     else:
         items = load_pairs(source)
-    settings = {"encoder": a.encoder, "alpha": a.alpha, "steps": a.steps, "lr": a.lr, "seed": a.seed, "init": a.init,
-                "chunk_seconds": a.chunk_seconds, "level": a.level, "groups": a.only, "strength": a.strength}
+    settings = {
+        "encoder": a.encoder,
+        "alpha": a.alpha,
+        "steps": a.steps,
+        "lr": a.lr,
+        "seed": a.seed,
+        "init": a.init,
+        "chunk_seconds": a.chunk_seconds,
+        "level": a.level,
+        "groups": a.only,
+        "strength": a.strength,
+    }
     if not a.quiet:
         print(f"{len(items)} item(s) -> {a.output} (engine {a.engine}, {a.jobs} job(s))", file=sys.stderr)
-    command = " ".join(shlex.quote(x) for x in ["vocalfx", "match-batch", *sys.argv[2:]]) if sys.argv[1:2] == ["match-batch"] else ""
+    command = (
+        " ".join(shlex.quote(x) for x in ["vocalfx", "match-batch", *sys.argv[2:]])
+        if sys.argv[1:2] == ["match-batch"]
+        else ""
+    )
     with terminate_as_interrupt():  # `kill PID` ends the workers too; finished items stay
-        res = match_batch(items, a.output, settings=settings, engine=a.engine, jobs=a.jobs, threads=a.threads,
-                          ray_address=a.ray_address, retry_failed=a.retry_failed, progress=not a.quiet, command=command)
-    print(f"{res.computed} item(s) matched ({res.failed} failed), {res.skipped} already finished; "
-          f"{res.seconds:.0f} s. Summary: {res.summary}")
+        res = match_batch(
+            items,
+            a.output,
+            settings=settings,
+            engine=a.engine,
+            jobs=a.jobs,
+            threads=a.threads,
+            ray_address=a.ray_address,
+            retry_failed=a.retry_failed,
+            progress=not a.quiet,
+            command=command,
+        )
+    print(
+        f"{res.computed} item(s) matched ({res.failed} failed), {res.skipped} already finished; "
+        f"{res.seconds:.0f} s. Summary: {res.summary}"
+    )
     for line in res.errors:
         print(f"vocalfx: item {line}", file=sys.stderr)
     return 1 if res.errors else 0
@@ -58,12 +86,20 @@ def register(sub: Subparsers) -> None:
     add("source", help="pairs list (.csv) or a folder of dry vocals")
     add("--reference", default=None, help="with a folder SOURCE: the reference vocal every take is matched to")
     add("-o", "--output", required=True, help="output folder (created; resumed if it holds this batch)")
-    add("--encoder", default=MATCH_ENCODER, help=f"embedding: fx, mfcc, mir, afx-rep (VOCALFX_AFX_REP) (default: {MATCH_ENCODER})")
+    add(
+        "--encoder",
+        default=MATCH_ENCODER,
+        help=f"embedding: fx, mfcc, mir, afx-rep (VOCALFX_AFX_REP) (default: {MATCH_ENCODER})",
+    )
     add("--alpha", type=float, default=MATCH_ALPHA, help=f"prior weight (default: {MATCH_ALPHA:g})")
     add("--steps", type=int, default=None, help=f"Adam steps (default: {MATCH_STEPS})")
     add("--lr", type=float, default=None, help=f"initial learning rate (default: {MATCH_LR})")
     add("--seed", type=int, default=0, help="seed (default: 0)")
-    add("--init", default=MATCH_INIT, help=f"starting preset: 'predicted', 'mean', a preset file or a shipped name (default: {MATCH_INIT})")
+    add(
+        "--init",
+        default=MATCH_INIT,
+        help=f"starting preset: 'predicted', 'mean', a preset file or a shipped name (default: {MATCH_INIT})",
+    )
     add("--chunk-seconds", type=float, default=CHUNK_SECONDS, help=f"chunk length in s (default: {CHUNK_SECONDS:g})")
     add("--level", default=None, help="output loudness: reference (default), preset or a LUFS value")
     add("--only", default=None, metavar="GROUPS", help="optimise only these groups (eq, dynamics, delay, reverb, pan)")

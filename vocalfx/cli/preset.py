@@ -37,7 +37,9 @@ def run_import(a: argparse.Namespace) -> int:
     from ..preset import import_diffvox_collection, save_collection
 
     presets = import_diffvox_collection(a.directory)
-    save_collection(presets, a.output, name=Path(a.directory).name, source=f"imported from DiffVox folder {a.directory}")
+    save_collection(
+        presets, a.output, name=Path(a.directory).name, source=f"imported from DiffVox folder {a.directory}"
+    )
     print(f"imported {len(presets)} presets from {a.directory} -> {a.output}")
     return 0
 
@@ -52,7 +54,10 @@ def register(sub: Subparsers) -> None:
     s.set_defaults(func=run_show)
     ls = psub.add_parser("list", help="list the presets shipped with vocalfx")
     ls.set_defaults(func=run_list)
-    im = psub.add_parser("import-diffvox", help="convert a DiffVox preset folder (raw_params.npy, feature_mask.npy, info.json) into a collection")
+    im = psub.add_parser(
+        "import-diffvox",
+        help="convert a DiffVox preset folder (raw_params.npy, feature_mask.npy, info.json) into a collection",
+    )
     im.add_argument("directory")
     im.add_argument("-o", "--output", required=True, help="collection JSON to write")
     im.set_defaults(func=run_import)

@@ -46,9 +46,13 @@ def run_fit(a: argparse.Namespace) -> int:
     out = check_output_path(a.output, inputs)
     n = len(presets)
     if n < 2:
-        raise CLIError(f"{src}: a prior needs at least 2 presets, got {n}" + (" (after --index-file)" if a.index_file else ""))
+        raise CLIError(
+            f"{src}: a prior needs at least 2 presets, got {n}" + (" (after --index-file)" if a.index_file else "")
+        )
     shrinkage = None if a.shrinkage == "none" else a.shrinkage
-    source = f"fitted by `vocalfx prior fit` from {kind} {src.name}" + (f" rows in {Path(a.index_file).name}" if a.index_file else "")
+    source = f"fitted by `vocalfx prior fit` from {kind} {src.name}" + (
+        f" rows in {Path(a.index_file).name}" if a.index_file else ""
+    )
     prior = GaussianPrior.fit(collection_vectors(presets), shrinkage=shrinkage, source=source)
     atomic_write(out, prior.save, inputs=inputs)  # exactly this path: numpy appends no .npz to a file object
     extra = f", Ledoit-Wolf intensity {prior.shrinkage_intensity:.3g}" if shrinkage else ""
@@ -111,7 +115,9 @@ def register(sub: Subparsers) -> None:
     pf.add_argument("collection", help="collection JSON or DiffVox preset folder")
     pf.add_argument("-o", "--output", required=True, help="prior file to write (.npz; written to exactly this path)")
     pf.add_argument(
-        "--shrinkage", choices=["none", "ledoit-wolf"], default="none",
+        "--shrinkage",
+        choices=["none", "ledoit-wolf"],
+        default="none",
         help="covariance estimator: 'none' = unbiased sample covariance (DiffVox); 'ledoit-wolf' = shrunk towards a "
         "scaled identity, needed when the collection has no more presets than the 130 dimensions (default: none)",
     )
@@ -126,11 +132,15 @@ def register(sub: Subparsers) -> None:
         "The maps are monotone (except comp.lookahead_ms, which folds at 0 ms), so these are the 16th and 84th "
         "percentiles of the marginal in physical units.",
     )
-    pi.add_argument("prior", nargs="?", default=None, help="prior .npz file, or 'default' for the shipped prior (default)")
+    pi.add_argument(
+        "prior", nargs="?", default=None, help="prior .npz file, or 'default' for the shipped prior (default)"
+    )
     pi.set_defaults(func=run_info)
     ps = prsub.add_parser("sample", help="write N presets drawn from a prior (sample_000.json, ...)")
     ps.add_argument("prior", help="prior .npz file, or 'default' for the shipped prior")
     ps.add_argument("-n", type=int, required=True, help="number of presets")
-    ps.add_argument("-o", "--output", required=True, help="directory to write into (created if missing; must not be a file)")
+    ps.add_argument(
+        "-o", "--output", required=True, help="directory to write into (created if missing; must not be a file)"
+    )
     ps.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     ps.set_defaults(func=run_sample)

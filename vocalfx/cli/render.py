@@ -7,7 +7,6 @@ import math
 import sys
 import time
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from ._common import CLIError, Subparsers, existing_files, resolve_preset
@@ -66,7 +65,9 @@ def _blended(preset: "Preset", a: argparse.Namespace) -> "Preset":
     else:
         start = preset.extra.get("match", {}).get("start_raw") if isinstance(preset.extra, dict) else None
         if start is None:
-            raise CLIError(f"{a.preset}: no starting preset recorded (not written by `vocalfx match`); name one with --base PRESET or --base mean")
+            raise CLIError(
+                f"{a.preset}: no starting preset recorded (not written by `vocalfx match`); name one with --base PRESET or --base mean"
+            )
         base, label = start, "the match's start"
     try:
         raw = blend(base, preset.raw, a.strength)
@@ -84,12 +85,29 @@ def register(sub: Subparsers) -> None:
         "output is stereo 44.1 kHz, written atomically, never clipped or normalised.",
     )
     r.add_argument("dry", help="dry vocal audio file")
-    r.add_argument("preset", help="preset JSON file, collection file (with --index), or a shipped preset name (see `vocalfx preset list`)")
+    r.add_argument(
+        "preset",
+        help="preset JSON file, collection file (with --index), or a shipped preset name (see `vocalfx preset list`)",
+    )
     r.add_argument("-o", "--output", required=True, help="output audio file (.wav: 32-bit float, .flac: 24-bit)")
     r.add_argument("--index", type=int, default=None, help="preset index when PRESET is a collection")
-    r.add_argument("--strength", type=float, default=None, metavar="S",
-                   help="render base + S (preset - base), 0..1: S = 0 the base, 1 the preset (the level is blended too)")
-    r.add_argument("--base", default=None, help="with --strength: the preset to blend from, a file, a shipped name or 'mean' "
-                   "(the prior mean); default: the start recorded by `vocalfx match`")
-    r.add_argument("--precision", choices=["float32", "float64"], default="float32", help="computation precision (default: float32)")
+    r.add_argument(
+        "--strength",
+        type=float,
+        default=None,
+        metavar="S",
+        help="render base + S (preset - base), 0..1: S = 0 the base, 1 the preset (the level is blended too)",
+    )
+    r.add_argument(
+        "--base",
+        default=None,
+        help="with --strength: the preset to blend from, a file, a shipped name or 'mean' "
+        "(the prior mean); default: the start recorded by `vocalfx match`",
+    )
+    r.add_argument(
+        "--precision",
+        choices=["float32", "float64"],
+        default="float32",
+        help="computation precision (default: float32)",
+    )
     r.set_defaults(func=run)

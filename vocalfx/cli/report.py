@@ -23,7 +23,7 @@ def _read_match_json(path: Optional[str]) -> Tuple[List[Dict[str, Any]], Dict[st
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise CLIError(f"{path}: not a readable JSON file ({e})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("history"), list) or not isinstance(doc.get("report"), dict):
-        raise CLIError(f"{path}: not a `vocalfx match --report` JSON file (no \"history\" list and \"report\" object)")
+        raise CLIError(f'{path}: not a `vocalfx match --report` JSON file (no "history" list and "report" object)')
     return doc["history"], doc["report"]
 
 
@@ -39,7 +39,7 @@ def _start(spec: Optional[str], recorded: str, start_raw: Any = None) -> Tuple[A
     if spec is None and start_raw is not None:
         return Preset(start_raw, name=recorded or "start"), recorded or "start", []
     if spec is None and recorded.startswith("preset "):
-        name = recorded[len("preset "):]
+        name = recorded[len("preset ") :]
         try:
             return Preset.resolve(name), recorded, []
         except VocalfxError:  # a user preset the match read from a file we were not given
@@ -72,19 +72,38 @@ def run(a: argparse.Namespace) -> int:
     preset = resolve_preset(a.preset)
     history, report = _read_match_json(a.match_json)
     report = report or dict(preset.extra.get("match") or {})
-    start, label, notes = _start(a.start, str(report.get("init", "")), (preset.extra.get("match") or {}).get("start_raw"))
+    start, label, notes = _start(
+        a.start, str(report.get("init", "")), (preset.extra.get("match") or {}).get("start_raw")
+    )
     dry = load_audio(a.dry, sample_rate=SAMPLE_RATE)
     reference = load_audio(a.reference, sample_rate=SAMPLE_RATE, mono=False)
     output = load_audio(a.output, sample_rate=SAMPLE_RATE, mono=False) if a.output else None
     if output is not None and output.shape[-1] != dry.shape[-1]:
-        notes.append(f"{a.output} is {output.shape[-1] / SAMPLE_RATE:.2f} s and {a.dry} {dry.shape[-1] / SAMPLE_RATE:.2f} s: "
-                     "is it the output of this dry?")
+        notes.append(
+            f"{a.output} is {output.shape[-1] / SAMPLE_RATE:.2f} s and {a.dry} {dry.shape[-1] / SAMPLE_RATE:.2f} s: "
+            "is it the output of this dry?"
+        )
     print_notes(notes)
-    names = {"dry": a.dry, "reference": a.reference, "output": a.output or f"{a.dry} through {a.preset} (rendered for the report)"}
+    names = {
+        "dry": a.dry,
+        "reference": a.reference,
+        "output": a.output or f"{a.dry} through {a.preset} (rendered for the report)",
+    }
     info = write_match_report(
-        out, preset=preset, dry=dry, reference=reference, sample_rate=SAMPLE_RATE, output=output, start_preset=start,
-        start_label=label, history=history, report=report, command=command_line(a, ("preset",)),
-        settings={"preset source": preset.source, **settings_of(a)}, excerpt_seconds=a.excerpt_seconds, names=names,
+        out,
+        preset=preset,
+        dry=dry,
+        reference=reference,
+        sample_rate=SAMPLE_RATE,
+        output=output,
+        start_preset=start,
+        start_label=label,
+        history=history,
+        report=report,
+        command=command_line(a, ("preset",)),
+        settings={"preset source": preset.source, **settings_of(a)},
+        excerpt_seconds=a.excerpt_seconds,
+        names=names,
         inputs=inputs,
     )
     print(f"wrote {out} ({info.nbytes / 1e6:.2f} MB: {info.figures} figures, {info.players} audio players)")
@@ -105,10 +124,19 @@ def register(sub: Subparsers) -> None:
     add("--dry", required=True, help="the dry vocal that was matched (averaged to mono, resampled to 44.1 kHz)")
     add("--reference", required=True, help="the reference vocal it was matched to")
     add("--output", default=None, help="the processed vocal (default: render the dry at -18 LUFS through PRESET)")
-    add("--match-json", default=None, metavar="FILE", help="the `vocalfx match --report FILE.json` of the run: adds the loss curve")
-    add("--start", default=None, metavar="PRESET",
+    add(
+        "--match-json",
+        default=None,
+        metavar="FILE",
+        help="the `vocalfx match --report FILE.json` of the run: adds the loss curve",
+    )
+    add(
+        "--start",
+        default=None,
+        metavar="PRESET",
         help="preset to compare with: a file, a shipped name, 'mean' (the shipped prior's mean) or 'none' "
-        "(default: where the match recorded that it started)")
+        "(default: where the match recorded that it started)",
+    )
     add("--excerpt-seconds", type=float, default=12.0, help="length of each audio excerpt in s (default: 12)")
     add("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     add("-o", "--out", required=True, help="the HTML file to write")

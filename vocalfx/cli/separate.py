@@ -21,16 +21,23 @@ def run(a: argparse.Namespace) -> int:
     options = {k: v for k, v in (("model", a.model), ("model_dir", a.model_dir)) if v}
     try:
         res = separate_file(
-            a.mix, a.output, a.backend, chunk_seconds=a.chunk_seconds, overlap_seconds=a.overlap_seconds,
-            progress=not a.quiet, **options,
+            a.mix,
+            a.output,
+            a.backend,
+            chunk_seconds=a.chunk_seconds,
+            overlap_seconds=a.overlap_seconds,
+            progress=not a.quiet,
+            **options,
         )
     except ModelNotFoundError as e:
         raise CLIError(f"{e}{MODEL_DIR_HINT}") from None
     print(f"separated {a.mix} ({res.duration_s:.1f} s, {res.channels} ch, {res.sample_rate} Hz) with {res.backend}")
     print(f"wrote {res.vocals} and {res.accompaniment} (32-bit float WAV)")
     if res.peak > 1.0:
-        print(f"note: a stem peaks at {res.peak:.3f} (above full scale); stored as float, nothing was clipped",
-              file=sys.stderr)
+        print(
+            f"note: a stem peaks at {res.peak:.3f} (above full scale); stored as float, nothing was clipped",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -50,12 +57,23 @@ def register(sub: Subparsers) -> None:
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the stems (created if missing)")
     p.add_argument("--backend", default=SEPARATE_BACKEND, help=f"separation backend (default: {SEPARATE_BACKEND})")
     p.add_argument("--model", default=None, help="demucs: model name or signature (default htdemucs)")
-    p.add_argument("--model-dir", default=None,
-                   help="demucs: directory with the model files (else $VOCALFX_DEMUCS_DIR, the torch hub and HF caches)")
-    p.add_argument("--chunk-seconds", type=float, default=None,
-                   help="longest audio separated at once (s; default: the backend's, 60 for classical)")
-    p.add_argument("--overlap-seconds", type=float, default=None,
-                   help="cross-fade between chunks (s; default: the backend's, 4 for classical)")
+    p.add_argument(
+        "--model-dir",
+        default=None,
+        help="demucs: directory with the model files (else $VOCALFX_DEMUCS_DIR, the torch hub and HF caches)",
+    )
+    p.add_argument(
+        "--chunk-seconds",
+        type=float,
+        default=None,
+        help="longest audio separated at once (s; default: the backend's, 60 for classical)",
+    )
+    p.add_argument(
+        "--overlap-seconds",
+        type=float,
+        default=None,
+        help="cross-fade between chunks (s; default: the backend's, 4 for classical)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

@@ -32,6 +32,7 @@ Example:
     (torch.Size([1, 100]), torch.Size([1, 100]))
 """
 
+from .afx_rep import AFxRepEncoder  # noqa: E402
 from .base import (
     CombinedEncoder,
     StereoEncoder,
@@ -44,7 +45,6 @@ from .base import (
 
 # The encoder modules register themselves with the registry in .base when imported.
 from .features import MFCCEncoder, MIREncoder  # noqa: E402
-from .afx_rep import AFxRepEncoder  # noqa: E402
 from .fx import FxEncoder  # noqa: E402
 
 __all__ = [

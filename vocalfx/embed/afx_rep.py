@@ -343,7 +343,7 @@ def _encoder_state(obj: Any, path: Path) -> Dict[str, torch.Tensor]:
         )
     if any(isinstance(k, str) and k.startswith(_ENCODER_PREFIX) for k in state):
         state = {
-            k[len(_ENCODER_PREFIX):]: v
+            k[len(_ENCODER_PREFIX) :]: v
             for k, v in state.items()
             if isinstance(k, str) and k.startswith(_ENCODER_PREFIX)
         }
@@ -402,8 +402,7 @@ def _check_front_end(state: Mapping[str, torch.Tensor], config: Mapping[str, Any
         got = state[key]
         if got.shape != want.shape:
             raise AFxRepCheckpointError(
-                f"AFx-Rep checkpoint {path}: encoder.{key} has shape {tuple(got.shape)}, "
-                f"expected {tuple(want.shape)}"
+                f"AFx-Rep checkpoint {path}: encoder.{key} has shape {tuple(got.shape)}, expected {tuple(want.shape)}"
             )
         err = float((got.to(torch.float64) - want).abs().max())
         if not err <= 1e-4:  # float32 storage rounds to ~1e-7
@@ -526,6 +525,5 @@ class AFxRepEncoder(StereoEncoder):
 
     def extra_repr(self) -> str:
         return (
-            super().extra_repr()
-            + f", checkpoint={str(self.checkpoint_path)!r}, peak_normalize={self.peak_normalize}"
+            super().extra_repr() + f", checkpoint={str(self.checkpoint_path)!r}, peak_normalize={self.peak_normalize}"
         )

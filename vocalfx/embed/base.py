@@ -33,9 +33,7 @@ def check_stereo(x: torch.Tensor) -> None:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"expected (batch, channels, time), got shape {shape}")
     if x.shape[1] != 2:
-        raise ValueError(
-            f"expected (batch, channels, time) with 2 channels (left, right), got shape {tuple(x.shape)}"
-        )
+        raise ValueError(f"expected (batch, channels, time) with 2 channels (left, right), got shape {tuple(x.shape)}")
 
 
 def mid_side(x: torch.Tensor) -> torch.Tensor:
@@ -121,9 +119,7 @@ class StereoEncoder(nn.Module):
         Shape:
             ``(batch, 2, time)`` -> ``(batch, 2, D)``.
         """
-        raise NotImplementedError(
-            f"{type(self).__name__} must implement channel_features or embed_mid_side"
-        )
+        raise NotImplementedError(f"{type(self).__name__} must implement channel_features or embed_mid_side")
 
     def extra_repr(self) -> str:
         return (
@@ -230,5 +226,3 @@ class CombinedEncoder(StereoEncoder):
 
     def extra_repr(self) -> str:
         return f"parts={'+'.join(self.names)}, sample_rate={self.sample_rate} Hz"
-
-

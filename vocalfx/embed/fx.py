@@ -104,9 +104,7 @@ def _mel_matrix(sample_rate: int, dtype: torch.dtype = torch.float32) -> torch.T
     return fb.to(dtype)  # (freqs, mels)
 
 
-def log_mel(
-    x: torch.Tensor, mel: torch.Tensor, window: torch.Tensor
-) -> Tuple[torch.Tensor, torch.Tensor]:
+def log_mel(x: torch.Tensor, mel: torch.Tensor, window: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Mel power spectrogram of each channel and the log mean mel power of channel 0.
 
     Args:
@@ -178,7 +176,10 @@ class FxNet(nn.Module):
         # reference-minus-dry mean mid spectrum (64), and three level inputs
         head_in = self.pooled_dim + 3 * N_MELS + 3
         self.head = nn.Sequential(
-            nn.Linear(head_in, head_hidden), nn.GELU(), nn.Linear(head_hidden, head_hidden), nn.GELU(),
+            nn.Linear(head_in, head_hidden),
+            nn.GELU(),
+            nn.Linear(head_hidden, head_hidden),
+            nn.GELU(),
             nn.Linear(head_hidden, NUM_PARAMS),
         )
 
@@ -255,10 +256,14 @@ def load_fx_weights(path: PathLike) -> Dict[str, Any]:
     except Exception as e:  # zip, pickle and truncation errors all mean "unreadable"
         lines = [s.strip() for s in str(e).strip().splitlines() if s.strip()]
         # torch's weights-only refusal puts its reason on an inner line; otherwise take the first
-        why = next((s for s in lines if s.startswith("WeightsUnpickler error")), lines[0] if lines else type(e).__name__)
+        why = next(
+            (s for s in lines if s.startswith("WeightsUnpickler error")), lines[0] if lines else type(e).__name__
+        )
         raise FxWeightsError(f"cannot read fx encoder weights {str(path)!r}: {why[:200]}") from None
     if not isinstance(data, Mapping) or data.get("format") != WEIGHTS_FORMAT:
-        raise FxWeightsError(f"{str(path)!r} is not a vocalfx fx encoder weights file (format {WEIGHTS_FORMAT!r} expected)")
+        raise FxWeightsError(
+            f"{str(path)!r} is not a vocalfx fx encoder weights file (format {WEIGHTS_FORMAT!r} expected)"
+        )
     version = data.get("format_version")
     if not isinstance(version, int) or version > WEIGHTS_FORMAT_VERSION:
         raise FxWeightsError(
@@ -268,7 +273,12 @@ def load_fx_weights(path: PathLike) -> Dict[str, Any]:
     if missing:
         raise FxWeightsError(f"fx encoder weights {str(path)!r} lack {missing}")
     mean, chol = data["prior_mean"], data["prior_chol"]
-    if not (torch.is_tensor(mean) and mean.shape == (NUM_PARAMS,) and torch.is_tensor(chol) and chol.shape == (NUM_PARAMS, NUM_PARAMS)):
+    if not (
+        torch.is_tensor(mean)
+        and mean.shape == (NUM_PARAMS,)
+        and torch.is_tensor(chol)
+        and chol.shape == (NUM_PARAMS, NUM_PARAMS)
+    ):
         raise FxWeightsError(f"fx encoder weights {str(path)!r}: the stored prior is not for {NUM_PARAMS} parameters")
     for name, t in data["state_dict"].items():
         if not torch.is_tensor(t) or not bool(torch.isfinite(t).all()):
@@ -314,7 +324,9 @@ class FxEncoder(StereoEncoder):
             data = load_fx_weights(weights)
             config = dict(data["config"])
             if net_config and net_config != {k: config.get(k) for k in net_config}:
-                raise FxWeightsError(f"fx encoder weights {str(weights)!r} were trained with {config}, not {net_config}")
+                raise FxWeightsError(
+                    f"fx encoder weights {str(weights)!r} were trained with {config}, not {net_config}"
+                )
             self.net = FxNet(**config)
             mean, chol = data["prior_mean"], data["prior_chol"]
         else:

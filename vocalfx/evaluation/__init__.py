@@ -22,6 +22,10 @@ Example:
 
 # Layers, each importing only those above it: corpus (tracks, protocol) -> registry (the Method
 # interface; it imports no method) -> context -> the method modules -> cells/report -> runner.
+# The built-in methods register themselves when imported, in this order (the order of ``all``).
+from .baselines import NearestParameters, Oracle, PriorMean  # noqa: E402
+from .cells import METRICS  # noqa: E402
+from .context import EvalContext
 from .corpus import (
     Corpus,
     EvalError,
@@ -33,6 +37,10 @@ from .corpus import (
     prepare_track,
     render_vector,
 )
+from .ito import InferenceTimeOptimisation  # noqa: E402
+from .ito_nn import ITOFromNearest  # noqa: E402
+from .nn_embed import NearestEmbedding  # noqa: E402
+from .predicted import ITOFromPrediction, PredictedPreset  # noqa: E402
 from .registry import (
     DEFAULT_ALPHAS,
     DEFAULT_ENCODERS,
@@ -47,16 +55,6 @@ from .registry import (
     parse_methods,
     register_method,
 )
-from .context import EvalContext
-
-# The built-in methods register themselves when imported, in this order (the order of ``all``).
-from .baselines import NearestParameters, Oracle, PriorMean  # noqa: E402
-from .nn_embed import NearestEmbedding  # noqa: E402
-from .ito import InferenceTimeOptimisation  # noqa: E402
-from .ito_nn import ITOFromNearest  # noqa: E402
-from .predicted import ITOFromPrediction, PredictedPreset  # noqa: E402
-
-from .cells import METRICS  # noqa: E402
 from .runner import EvalResult, evaluate, score  # noqa: E402
 
 __all__ = [

@@ -8,7 +8,16 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["CELL_FORMAT", "RUN_FORMAT", "FORMAT_VERSION", "METRICS", "cell_path", "write_cell", "read_cells", "jsonable"]
+__all__ = [
+    "CELL_FORMAT",
+    "RUN_FORMAT",
+    "FORMAT_VERSION",
+    "METRICS",
+    "cell_path",
+    "write_cell",
+    "read_cells",
+    "jsonable",
+]
 
 CELL_FORMAT = "vocalfx-eval-cell"
 RUN_FORMAT = "vocalfx-eval-run"
@@ -47,7 +56,9 @@ def write_cell(out: Path, cell: Dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(jsonable(cell), indent=1, allow_nan=True) + "\n")
 
 
-def read_cells(out: Path, tracks: Sequence[str], methods: Sequence[str]) -> Dict[Tuple[str, str], Optional[Dict[str, Any]]]:
+def read_cells(
+    out: Path, tracks: Sequence[str], methods: Sequence[str]
+) -> Dict[Tuple[str, str], Optional[Dict[str, Any]]]:
     """The cell of every ``(track, method)`` pair, or ``None`` where there is none yet."""
     cells = {}
     for t in tracks:

@@ -58,7 +58,6 @@ class MethodOptions:
         return asdict(self)
 
 
-
 def _digest(*arrays: np.ndarray) -> str:
     h = hashlib.sha256()
     for a in arrays:

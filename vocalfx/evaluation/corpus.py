@@ -197,7 +197,7 @@ def load_corpus(
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise EvalError(f"{proto_path}: not valid JSON ({e})") from None
     if not isinstance(proto, dict) or not isinstance(proto.get("tracks"), list) or not proto["tracks"]:
-        raise EvalError(f"{proto_path}: expected an object with a non-empty \"tracks\" list")
+        raise EvalError(f'{proto_path}: expected an object with a non-empty "tracks" list')
 
     sr = proto.get("sample_rate", SAMPLE_RATE)
     if sr != SAMPLE_RATE:
@@ -230,12 +230,12 @@ def load_corpus(
             raise EvalError(f"{where}: duplicate track name {name!r}")
         seen.add(name)
         if "vocal" not in t:
-            raise EvalError(f"{where} ({name}): no \"vocal\" (the dry vocal file)")
+            raise EvalError(f'{where} ({name}): no "vocal" (the dry vocal file)')
         dry = _find(root, str(t["vocal"]), f"{name}: vocal")
         wet = _find(root, str(t["wet"]), f"{name}: wet") if t.get("wet") else None
         preset = _track_preset(t, root, collection, collection_path, f"{where} ({name})")
         if preset is None and wet is None:
-            raise EvalError(f"{where} ({name}): neither a \"preset\" nor a \"wet\" file; one is needed")
+            raise EvalError(f'{where} ({name}): neither a "preset" nor a "wet" file; one is needed')
         specs.append(TrackSpec(name=name, dry=dry, preset=preset, wet=wet))
 
     if tracks is not None:
@@ -250,10 +250,15 @@ def load_corpus(
         codec = parse_codec(reference_codec)
     except ValueError as e:
         raise EvalError(str(e)) from None
-    return Corpus(root=root.resolve(), tracks=specs, chunk_seconds=cs, lufs=lufs,
-                  presets_source=str(Path(collection_path).resolve()) if collection_path else "",
-                  description=str(proto.get("description", "")),
-                  reference_codec=None if codec is None else f"{codec[0]}:{codec[1]}")
+    return Corpus(
+        root=root.resolve(),
+        tracks=specs,
+        chunk_seconds=cs,
+        lufs=lufs,
+        presets_source=str(Path(collection_path).resolve()) if collection_path else "",
+        description=str(proto.get("description", "")),
+        reference_codec=None if codec is None else f"{codec[0]}:{codec[1]}",
+    )
 
 
 def _track_preset(t: Dict[str, Any], root: Path, collection, collection_path: str, where: str) -> Optional[Preset]:
@@ -269,7 +274,9 @@ def _track_preset(t: Dict[str, Any], root: Path, collection, collection_path: st
         if collection is None:
             raise EvalError(f"{where}: preset index {value} but the protocol names no preset_collection")
         if not 0 <= value < len(collection):
-            raise EvalError(f"{where}: preset index {value} is out of range for {collection_path} ({len(collection)} presets)")
+            raise EvalError(
+                f"{where}: preset index {value} is out of range for {collection_path} ({len(collection)} presets)"
+            )
         return collection[value]
     path = _find(root, value, "preset")
     presets = load_presets(path)
@@ -334,7 +341,10 @@ def render_vector(dry: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
 
 
 def prepare_track(
-    spec: TrackSpec, *, chunk_seconds: float = CHUNK_SECONDS, lufs: float = TARGET_LUFS,
+    spec: TrackSpec,
+    *,
+    chunk_seconds: float = CHUNK_SECONDS,
+    lufs: float = TARGET_LUFS,
     reference_codec: Optional[str] = None,
 ) -> TrackData:
     """Load a track and apply the protocol (module docstring): dry at ``lufs``, wet, chunks.
@@ -401,9 +411,16 @@ def prepare_track(
         reference = lossy.reshape(2, n_ref, chunk).permute(1, 0, 2).contiguous()
         notes.append(f"reference chunks through {reference_codec} and back")
     return TrackData(
-        name=spec.name, dry=dry, wet=wet, reference=reference, input=inp,
+        name=spec.name,
+        dry=dry,
+        wet=wet,
+        reference=reference,
+        input=inp,
         true_vector=None if true_vector is None else true_vector.clone(),
-        chunk_seconds=chunk / SAMPLE_RATE, dry_gain_db=float(gain_db), n_chunks=n_chunks, n_active=n_active,
+        chunk_seconds=chunk / SAMPLE_RATE,
+        dry_gain_db=float(gain_db),
+        n_chunks=n_chunks,
+        n_active=n_active,
         notes=notes,
     )
 
@@ -412,8 +429,9 @@ def check_vector(vector: Any, where: str) -> torch.Tensor:
     """A method's prediction as a finite float64 ``(130,)`` tensor (raises :class:`EvalError`)."""
     if isinstance(vector, Preset):
         vector = vector.vector
-    v = torch.as_tensor(np.asarray(vector.detach().cpu() if isinstance(vector, torch.Tensor) else vector,
-                                   dtype=np.float64)).reshape(-1)
+    v = torch.as_tensor(
+        np.asarray(vector.detach().cpu() if isinstance(vector, torch.Tensor) else vector, dtype=np.float64)
+    ).reshape(-1)
     if v.shape != (NUM_PARAMS,):
         raise EvalError(f"{where}: predicted {tuple(v.shape)} values, expected {NUM_PARAMS}")
     if not torch.isfinite(v).all():

@@ -47,8 +47,14 @@ class InferenceTimeOptimisation(Method):
     """
 
     def __init__(
-        self, encoder: str, alpha: float, steps: Optional[int] = None, lr: Optional[float] = None, seed: int = 0,
-        space: Optional[str] = None, level: Optional[str] = None,
+        self,
+        encoder: str,
+        alpha: float,
+        steps: Optional[int] = None,
+        lr: Optional[float] = None,
+        seed: int = 0,
+        space: Optional[str] = None,
+        level: Optional[str] = None,
     ) -> None:
         if level not in (None, "preset", "reference"):
             raise EvalError(f"ito level must be 'preset' or 'reference', got {level!r}")
@@ -67,8 +73,15 @@ class InferenceTimeOptimisation(Method):
         encoders = [args[0]] if args else list(options.encoders)
         alphas = [parse_alpha(args[1])] if len(args) > 1 else list(options.alphas or DEFAULT_ALPHAS)
         return [
-            cls(check_encoder(e), a, steps=options.ito_steps, lr=options.ito_lr, seed=options.seed, space=options.ito_space,
-                level=options.ito_level)
+            cls(
+                check_encoder(e),
+                a,
+                steps=options.ito_steps,
+                lr=options.ito_lr,
+                seed=options.seed,
+                space=options.ito_space,
+                level=options.ito_level,
+            )
             for e in encoders
             for a in alphas
         ]
@@ -120,11 +133,23 @@ class InferenceTimeOptimisation(Method):
         reference = track.reference.permute(1, 0, 2).reshape(2, n_ref * length)
         try:
             res = match(
-                dry, reference, track.sample_rate,
-                encoder=self.encoder, alpha=self.alpha, steps=steps, lr=lr, space=space, seed=self.seed,
-                prior=context.prior(), init="mean" if init is None else init, chunk_seconds=track.chunk_seconds, normalize_reference=False,
-                encoder_options=context.encoder_options(self.encoder) or None, progress=False,
-                name=f"{track.name}-{self.name}", level=self.level or "preset",
+                dry,
+                reference,
+                track.sample_rate,
+                encoder=self.encoder,
+                alpha=self.alpha,
+                steps=steps,
+                lr=lr,
+                space=space,
+                seed=self.seed,
+                prior=context.prior(),
+                init="mean" if init is None else init,
+                chunk_seconds=track.chunk_seconds,
+                normalize_reference=False,
+                encoder_options=context.encoder_options(self.encoder) or None,
+                progress=False,
+                name=f"{track.name}-{self.name}",
+                level=self.level or "preset",
                 prediction_weight=1.0,  # ito-pred starts from the prediction itself (the match row follows the default)
             )
         except MatchError as e:

@@ -19,9 +19,9 @@ from typing import Any, Dict
 
 import numpy as np
 
+from .context import EvalContext
 from .corpus import EvalError, TrackData
 from .ito import InferenceTimeOptimisation
-from .context import EvalContext
 from .nn_embed import collection_scores
 from .registry import Prediction, format_alpha, register_method
 
@@ -36,7 +36,7 @@ class ITOFromNearest(InferenceTimeOptimisation):
 
     @property
     def name(self) -> str:
-        return "ito-nn" + super().name[len("ito"):]
+        return "ito-nn" + super().name[len("ito") :]
 
     @property
     def spec(self) -> str:

@@ -20,8 +20,8 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 import torch
 
-from ..params import SAMPLE_RATE
 from ..matching.objectives import ito_nll
+from ..params import SAMPLE_RATE
 from ..render import cached_chain
 from .context import EvalContext
 from .corpus import EvalError, TrackData

@@ -68,8 +68,12 @@ class PredictedPreset(Method):
         return f"pred:{PREDICTOR}"
 
     def config(self, context: EvalContext) -> Dict[str, Any]:
-        config = {"method": self.name, "predictor": PREDICTOR, "weights_sha256": weights_digest(context),
-                  "encoder_options": {k: str(v) for k, v in context.encoder_options(PREDICTOR).items()}}
+        config = {
+            "method": self.name,
+            "predictor": PREDICTOR,
+            "weights_sha256": weights_digest(context),
+            "encoder_options": {k: str(v) for k, v in context.encoder_options(PREDICTOR).items()},
+        }
         if self.level is not None:
             config["level"] = self.level
         return config
@@ -88,19 +92,27 @@ class PredictedPreset(Method):
         except ValueError as e:
             raise EvalError(f"{track.name}: {self.name}: {e}") from None
         extra: Dict[str, Any] = {"init": label}
-        if self.level == "reference":  # as vocalfx.match(level="reference"): the output follows the reference's loudness
-            extra["level_gain_db"] = gain_db = reference_level_gain_db(dry, ref, raw, rate, f"{track.name}: {self.name}")
+        if (
+            self.level == "reference"
+        ):  # as vocalfx.match(level="reference"): the output follows the reference's loudness
+            extra["level_gain_db"] = gain_db = reference_level_gain_db(
+                dry, ref, raw, rate, f"{track.name}: {self.name}"
+            )
             raw = with_output_gain(raw, gain_db)
         return Prediction(raw, extra, seconds=time.perf_counter() - t0)
 
 
-def reference_level_gain_db(dry: torch.Tensor, reference: torch.Tensor, raw: np.ndarray, rate: int, where: str) -> float:
+def reference_level_gain_db(
+    dry: torch.Tensor, reference: torch.Tensor, raw: np.ndarray, rate: int, where: str
+) -> float:
     """The output gain (dB) that gives ``dry`` ``(1, time)`` rendered with ``raw`` the loudness of ``reference`` ``(2, time)``."""
     from ..io import integrated_loudness
     from ..render import cached_chain
 
     with torch.no_grad():
-        y = cached_chain(float(rate))(dry.unsqueeze(0), params=torch.as_tensor(raw, dtype=torch.float32).unsqueeze(0))[0]
+        y = cached_chain(float(rate))(dry.unsqueeze(0), params=torch.as_tensor(raw, dtype=torch.float32).unsqueeze(0))[
+            0
+        ]
     try:
         gain_db = integrated_loudness(reference, rate) - integrated_loudness(y, rate)
     except ValueError as e:
@@ -118,15 +130,20 @@ class ITOFromPrediction(InferenceTimeOptimisation):
 
     @property
     def name(self) -> str:
-        return "ito-pred" + super().name[len("ito"):]
+        return "ito-pred" + super().name[len("ito") :]
 
     @property
     def spec(self) -> str:
         return f"ito-pred:{self.encoder}:{format_alpha(self.alpha)}"
 
     def config(self, context: EvalContext) -> Dict[str, Any]:
-        return {**super().config(context), "method": self.name, "init": PREDICTED, "predictor": PREDICTOR,
-                "predictor_weights_sha256": weights_digest(context)}
+        return {
+            **super().config(context),
+            "method": self.name,
+            "init": PREDICTED,
+            "predictor": PREDICTOR,
+            "predictor_weights_sha256": weights_digest(context),
+        }
 
     def predict(self, track: TrackData, context: EvalContext) -> Prediction:
         return self.match_from(track, context, init=PREDICTED)
@@ -162,11 +179,19 @@ class DefaultMatch(Method):
     def config(self, context: EvalContext) -> Dict[str, Any]:
         from .. import defaults
 
-        return {"method": self.name, "encoder": defaults.MATCH_ENCODER, "init": defaults.MATCH_INIT,
-                "prediction_weight": defaults.MATCH_PREDICTION_WEIGHT,
-                "steps": defaults.MATCH_STEPS, "lr": defaults.MATCH_LR, "alpha": defaults.MATCH_ALPHA,
-                "level": "reference", "normalize_reference": True, "prior": context.prior_id(),
-                "predictor_weights_sha256": weights_digest(context)}
+        return {
+            "method": self.name,
+            "encoder": defaults.MATCH_ENCODER,
+            "init": defaults.MATCH_INIT,
+            "prediction_weight": defaults.MATCH_PREDICTION_WEIGHT,
+            "steps": defaults.MATCH_STEPS,
+            "lr": defaults.MATCH_LR,
+            "alpha": defaults.MATCH_ALPHA,
+            "level": "reference",
+            "normalize_reference": True,
+            "prior": context.prior_id(),
+            "predictor_weights_sha256": weights_digest(context),
+        }
 
     def predict(self, track: TrackData, context: EvalContext) -> Prediction:
         from ..matching import MatchError, match
@@ -175,8 +200,15 @@ class DefaultMatch(Method):
         dry = track.input.permute(1, 0, 2).reshape(1, n_in * length)
         reference = track.reference.permute(1, 0, 2).reshape(2, -1)
         try:
-            res = match(dry, reference, track.sample_rate, prior=context.prior(), chunk_seconds=track.chunk_seconds,
-                        progress=False, name=f"{track.name}-match")
+            res = match(
+                dry,
+                reference,
+                track.sample_rate,
+                prior=context.prior(),
+                chunk_seconds=track.chunk_seconds,
+                progress=False,
+                name=f"{track.name}-match",
+            )
         except MatchError as e:
             raise EvalError(f"{track.name}: {self.name}: {e}") from None
         report = res.report.to_dict()

@@ -65,6 +65,7 @@ __all__ = [
     "DEFAULT_ALPHAS",
 ]
 
+
 @dataclass
 class Prediction:
     """What a method returns.

@@ -99,9 +99,12 @@ def _markdown_table(stats, methods: Sequence[str], which: str) -> str:
 def write_reports(out: Path, corpus: Any, methods: Sequence[Any], run: Dict[str, Any]) -> Tuple[str, List[str]]:
     """Write ``results.csv``, ``summary.csv`` and ``summary.md`` into ``out``; return the markdown and problems."""
     from ..io import atomic_write_text
+
     tracks = [t.name for t in corpus.tracks]
     names = [m.name for m in methods]
-    applicable = {(t.name, m.name): not (m.needs_true_preset and t.preset is None) for t in corpus.tracks for m in methods}
+    applicable = {
+        (t.name, m.name): not (m.needs_true_preset and t.preset is None) for t in corpus.tracks for m in methods
+    }
     cells = read_cells(out, tracks, names)
 
     buf = io.StringIO()
@@ -117,8 +120,17 @@ def write_reports(out: Path, corpus: Any, methods: Sequence[Any], run: Dict[str,
             elif c.get("status") != "ok":
                 w.writerow([t, m, c.get("status"), *[""] * len(METRICS), "", "", c.get("error", "")])
             else:
-                w.writerow([t, m, "ok", *[repr(float(c["metrics"][k])) for k in METRICS],
-                            f"{c['seconds']['predict']:.3f}", f"{c['seconds']['score']:.3f}", ""])
+                w.writerow(
+                    [
+                        t,
+                        m,
+                        "ok",
+                        *[repr(float(c["metrics"][k])) for k in METRICS],
+                        f"{c['seconds']['predict']:.3f}",
+                        f"{c['seconds']['score']:.3f}",
+                        "",
+                    ]
+                )
     atomic_write_text(out / "results.csv", buf.getvalue())
 
     stats, complete, problems = summary_table(cells, tracks, names, applicable)

@@ -44,6 +44,7 @@ from .report import write_reports
 
 __all__ = ["evaluate", "score", "EvalResult", "METRICS", "CELL_FORMAT", "cell_path"]
 
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -132,8 +133,14 @@ def run_track(
         (m,) = parse_methods([s], options)
         methods.append(m)
     context.start_track(methods)
-    base = {"format": CELL_FORMAT, "version": FORMAT_VERSION, "track": spec.name, "track_key": spec.key(),
-            "protocol": protocol, "run_id": run_id}
+    base = {
+        "format": CELL_FORMAT,
+        "version": FORMAT_VERSION,
+        "track": spec.name,
+        "track_key": spec.key(),
+        "protocol": protocol,
+        "run_id": run_id,
+    }
     counts = {"computed": 0, "failed": 0}
 
     def finish(method: Method, cell: Dict[str, Any]) -> None:
@@ -146,8 +153,12 @@ def run_track(
 
     t0 = time.perf_counter()
     try:
-        track = prepare_track(spec, chunk_seconds=protocol["chunk_seconds"], lufs=protocol["lufs"],
-                              reference_codec=protocol.get("reference_codec"))
+        track = prepare_track(
+            spec,
+            chunk_seconds=protocol["chunk_seconds"],
+            lufs=protocol["lufs"],
+            reference_codec=protocol.get("reference_codec"),
+        )
     except EvalError as e:
         for m in methods:
             finish(m, {"status": "error", "error": str(e), "stage": "prepare"})
@@ -163,15 +174,22 @@ def run_track(
         except (VocalfxError, ValueError) as e:
             finish(m, {"status": "error", "error": str(e), "stage": "predict/score", "track_info": track.info()})
             continue
-        finish(m, {
-            "status": "ok",
-            "metrics": metrics,
-            "vector": check_vector(pred.vector, track.name).tolist(),
-            "info": pred.info,
-            "track_info": {**track.info(), "notes": track.notes},
-            "seconds": {"prepare": prep_s, "predict": t2 - t1 if pred.seconds is None else float(pred.seconds),
-                        "predict_wall": t2 - t1, "score": t3 - t2},
-        })
+        finish(
+            m,
+            {
+                "status": "ok",
+                "metrics": metrics,
+                "vector": check_vector(pred.vector, track.name).tolist(),
+                "info": pred.info,
+                "track_info": {**track.info(), "notes": track.notes},
+                "seconds": {
+                    "prepare": prep_s,
+                    "predict": t2 - t1 if pred.seconds is None else float(pred.seconds),
+                    "predict_wall": t2 - t1,
+                    "score": t3 - t2,
+                },
+            },
+        )
     return counts
 
 
@@ -230,12 +248,22 @@ def _norm(x: Any) -> Any:
 def _load_run(out: Path, protocol: Dict[str, Any]) -> Dict[str, Any]:
     path = out / "run.json"
     if not path.exists():
-        return {"format": RUN_FORMAT, "version": FORMAT_VERSION, "protocol": protocol, "corpus": None, "invocations": []}
+        return {
+            "format": RUN_FORMAT,
+            "version": FORMAT_VERSION,
+            "protocol": protocol,
+            "corpus": None,
+            "invocations": [],
+        }
     run = _read_json(path)
     if not isinstance(run, dict) or run.get("format") != RUN_FORMAT:
         raise EvalError(f"{path}: not a vocalfx eval run file; choose an empty or new --out folder")
     if _norm(run.get("protocol")) != _norm(protocol):
-        diff = {k: (run.get("protocol", {}).get(k), protocol[k]) for k in protocol if _norm(run.get("protocol", {}).get(k)) != _norm(protocol[k])}
+        diff = {
+            k: (run.get("protocol", {}).get(k), protocol[k])
+            for k in protocol
+            if _norm(run.get("protocol", {}).get(k)) != _norm(protocol[k])
+        }
         detail = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
         raise EvalError(f"{out} holds results of a different protocol ({detail}); use another --out folder")
     return run
@@ -341,10 +369,22 @@ def evaluate(
 
     run_id = uuid.uuid4().hex[:12]
     record = {
-        "run_id": run_id, "command": command, "started": _now(), "finished": None, "wall_seconds": None,
-        "engine": engine, "ray_address": ray_address, "jobs": jobs, "threads": threads if threads is not None else (1 if jobs > 1 else torch.get_num_threads()), "methods": names, "options": options.to_dict(),
-        "cells_pending": sum(len(v) for v in pending.values()), "cells_computed": 0, "cells_failed": 0,
-        "interrupted": False, "machine": _machine(),
+        "run_id": run_id,
+        "command": command,
+        "started": _now(),
+        "finished": None,
+        "wall_seconds": None,
+        "engine": engine,
+        "ray_address": ray_address,
+        "jobs": jobs,
+        "threads": threads if threads is not None else (1 if jobs > 1 else torch.get_num_threads()),
+        "methods": names,
+        "options": options.to_dict(),
+        "cells_pending": sum(len(v) for v in pending.values()),
+        "cells_computed": 0,
+        "cells_failed": 0,
+        "interrupted": False,
+        "machine": _machine(),
     }
     run["invocations"].append(record)
     _save_run(out, run)
@@ -355,8 +395,13 @@ def evaluate(
 
     def job(name: str) -> Dict[str, Any]:
         return {
-            "spec": specs[name], "method_specs": [m.spec for m in pending[name]], "configs": configs,
-            "options": options, "out": out, "protocol": protocol, "run_id": run_id,
+            "spec": specs[name],
+            "method_specs": [m.spec for m in pending[name]],
+            "configs": configs,
+            "options": options,
+            "out": out,
+            "protocol": protocol,
+            "run_id": run_id,
         }
 
     bar = tqdm(total=total, desc="eval", unit="cell", disable=not progress or total == 0, dynamic_ncols=True)
@@ -385,16 +430,27 @@ def evaluate(
     finally:
         bar.close()
         counts = _count_cells(out, pending, run_id)  # from the files: right after an interruption too
-        record.update(finished=_now(), wall_seconds=time.perf_counter() - t0,
-                      cells_computed=counts["computed"], cells_failed=counts["failed"])
+        record.update(
+            finished=_now(),
+            wall_seconds=time.perf_counter() - t0,
+            cells_computed=counts["computed"],
+            cells_failed=counts["failed"],
+        )
         _save_run(out, run)
 
     table, errors = write_reports(out, corpus, methods, run)
     from ..report import write_eval_report  # OUT/summary.html (tables and figures) next to summary.md
 
     write_eval_report(out)
-    return EvalResult(out=out, computed=counts["computed"], failed=counts["failed"], skipped=skipped,
-                      seconds=time.perf_counter() - t0, table=table, errors=errors)
+    return EvalResult(
+        out=out,
+        computed=counts["computed"],
+        failed=counts["failed"],
+        skipped=skipped,
+        seconds=time.perf_counter() - t0,
+        table=table,
+        errors=errors,
+    )
 
 
 def _count_cells(out: Path, pending: Dict[str, List[Method]], run_id: str) -> Dict[str, int]:
@@ -418,8 +474,16 @@ def _run_engine(pending, job, engine, jobs, threads, ray_address, plugins, out, 
         tasks = [{**job(t), "method_specs": [m.spec]} for t, ms in pending.items() for m in ms]
     else:
         tasks = [job(t) for t in pending]
-    run_tasks(_run_track_job, tasks, engine=engine, jobs=jobs, threads=threads, ray_address=ray_address,
-              prepare=functools.partial(_load_plugins, tuple(plugins)), poll=lambda: _poll(watch, bar))
+    run_tasks(
+        _run_track_job,
+        tasks,
+        engine=engine,
+        jobs=jobs,
+        threads=threads,
+        ray_address=ray_address,
+        prepare=functools.partial(_load_plugins, tuple(plugins)),
+        poll=lambda: _poll(watch, bar),
+    )
     _poll(watch, bar)
 
 

@@ -42,7 +42,6 @@ def broadcast_batch(*sizes: int) -> int:
     return out
 
 
-
 _POOL: list = []  # [ThreadPoolExecutor] once a parallel call has needed one
 
 

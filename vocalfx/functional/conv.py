@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .fft import fft_length, irfft, rfft
 from ._util import check_audio
+from .fft import fft_length, irfft, rfft
 
 __all__ = ["fft_convolve"]
 
@@ -33,5 +33,7 @@ def fft_convolve(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     elif h.dim() == 3:
         Y = Hf * X
     else:
-        raise ValueError(f"expected h of shape (batch, channels, length) or (batch, out, in, length), got {tuple(h.shape)}")
+        raise ValueError(
+            f"expected h of shape (batch, channels, length) or (batch, out, in, length), got {tuple(h.shape)}"
+        )
     return irfft(Y, n, T)

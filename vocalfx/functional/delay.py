@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .fft import irfft, rfft
 from ._util import Param, batch_param, check_audio
 from .conv import fft_convolve
+from .fft import irfft, rfft
 from .filters import biquad_response, lowpass_coeffs
 from .pan import pan_gains
 
@@ -101,14 +101,25 @@ def ping_pong_delay(
     if x.shape[1] != 1:
         raise ValueError(f"ping_pong_delay expects mono input (batch, 1, time), got {tuple(x.shape)}")
     h = ping_pong_delay_ir(
-        sample_rate, delay_ms=delay_ms, feedback=feedback, lowpass_freq_hz=lowpass_freq_hz,
-        lowpass_q=lowpass_q, ir_seconds=ir_seconds, dtype=x.dtype,
+        sample_rate,
+        delay_ms=delay_ms,
+        feedback=feedback,
+        lowpass_freq_hz=lowpass_freq_hz,
+        lowpass_q=lowpass_q,
+        ir_seconds=ir_seconds,
+        dtype=x.dtype,
     ).to(x.dtype)
-    h = stereo_delay_ir(h, gain=batch_param(gain, x), odd_pan=batch_param(odd_pan, x), even_pan=batch_param(even_pan, x))
-    return fft_convolve(x.expand(-1, 2, -1) if h.shape[0] == x.shape[0] or h.shape[0] == 1 else x.expand(h.shape[0], 2, -1), h)
+    h = stereo_delay_ir(
+        h, gain=batch_param(gain, x), odd_pan=batch_param(odd_pan, x), even_pan=batch_param(even_pan, x)
+    )
+    return fft_convolve(
+        x.expand(-1, 2, -1) if h.shape[0] == x.shape[0] or h.shape[0] == 1 else x.expand(h.shape[0], 2, -1), h
+    )
 
 
-def stereo_delay_ir(h: torch.Tensor, *, gain: torch.Tensor, odd_pan: torch.Tensor, even_pan: torch.Tensor) -> torch.Tensor:
+def stereo_delay_ir(
+    h: torch.Tensor, *, gain: torch.Tensor, odd_pan: torch.Tensor, even_pan: torch.Tensor
+) -> torch.Tensor:
     """Combine odd/even responses ``(B, 2, L)`` into the panned stereo response ``(B, 2, L)``."""
     po = pan_gains(odd_pan)  # (B, 2)
     pe = pan_gains(even_pan)

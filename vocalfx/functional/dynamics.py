@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torchcomp import avg as _one_pole_average
 from torchcomp.core import compressor_core as _smooth_gain
 
-from .fft import fft_length, irfft, rfft
 from ._util import Param, batch_param, check_audio, run_ranges
+from .fft import fft_length, irfft, rfft
 
 __all__ = ["compexp_static_gain_db", "compressor_expander", "lookahead_shift"]
 
@@ -31,7 +31,9 @@ def compexp_static_gain_db(
     return torch.minimum(comp, exp).clamp_max(0.0)
 
 
-def lookahead_shift(gain: torch.Tensor, sample_rate: float, lookahead_ms: torch.Tensor, max_lookahead_ms: float = 15.0) -> torch.Tensor:
+def lookahead_shift(
+    gain: torch.Tensor, sample_rate: float, lookahead_ms: torch.Tensor, max_lookahead_ms: float = 15.0
+) -> torch.Tensor:
     """Advance ``gain`` ``(batch, time)`` by ``lookahead_ms`` with a truncated-sinc interpolator.
 
     ``out[n] = sum_j g[n + j] sinc(j - L)`` for ``j`` in ``[-floor(sr/1000), floor(sr (max+1)/1000) - floor(sr/1000)]``,
@@ -98,8 +100,15 @@ def compressor_expander(
     p = {
         k: batch_param(v, x).repeat_interleave(C) if batch_param(v, x).shape[0] > 1 else batch_param(v, x)
         for k, v in dict(
-            ct=comp_threshold_db, cr=comp_ratio, et=exp_threshold_db, er=exp_ratio,
-            at=attack_coef, rt=release_coef, rc=rms_coef, mu=makeup_db, la=lookahead_ms,
+            ct=comp_threshold_db,
+            cr=comp_ratio,
+            et=exp_threshold_db,
+            er=exp_ratio,
+            at=attack_coef,
+            rt=release_coef,
+            rc=rms_coef,
+            mu=makeup_db,
+            la=lookahead_ms,
         ).items()
     }
     n = max(B * C, *(v.shape[0] for v in p.values()))
@@ -118,7 +127,11 @@ def _smoothed_gain_torchcomp(x, ct, cr, et, er, at, rt, rc):
     """:func:`smoothed_gain` composed from torchcomp's ``avg`` and ``compressor_core`` (the oracle)."""
     level = _one_pole_average(x.square().clamp_min(1e-8), rc).sqrt()
     g_db = compexp_static_gain_db(
-        20 * torch.log10(level), comp_threshold_db=ct, comp_ratio=cr, exp_threshold_db=et, exp_ratio=er,
+        20 * torch.log10(level),
+        comp_threshold_db=ct,
+        comp_ratio=cr,
+        exp_threshold_db=et,
+        exp_ratio=er,
     )
     return _smooth_gain(10 ** (g_db / 20), x.new_ones(x.shape[0]), at, rt)
 
@@ -152,8 +165,14 @@ class _SmoothedGain(torch.autograd.Function):
 
 
 def smoothed_gain(
-    x: torch.Tensor, ct: torch.Tensor, cr: torch.Tensor, et: torch.Tensor, er: torch.Tensor,
-    at: torch.Tensor, rt: torch.Tensor, rc: torch.Tensor,
+    x: torch.Tensor,
+    ct: torch.Tensor,
+    cr: torch.Tensor,
+    et: torch.Tensor,
+    er: torch.Tensor,
+    at: torch.Tensor,
+    rt: torch.Tensor,
+    rc: torch.Tensor,
 ) -> torch.Tensor:
     """The compressor/expander's smoothed linear gain for rows ``x`` ``(R, T)``, before the look-ahead.
 

@@ -18,11 +18,11 @@ from typing import Tuple
 
 import numpy as np
 import torch
-from dasp_pytorch.signal import biquad as dasp_biquad
 import torchaudio.functional as AF
+from dasp_pytorch.signal import biquad as dasp_biquad
 
-from .fft import fft_length, irfft, rfft
 from ._util import Param, as_param, check_audio, run_ranges
+from .fft import fft_length, irfft, rfft
 
 __all__ = [
     "peak_coeffs",
@@ -200,8 +200,18 @@ class _SOSFilter(torch.autograd.Function):
         gx = np.empty_like(xn)
         gb = np.empty(b.shape, dtype=np.float64)
         ga = np.empty(a.shape, dtype=np.float64)  # coefficients are float64 (see sosfilt)
-        run_ranges(sos_backward, xn.shape[0], xn, ys, b.detach().contiguous().numpy(), a.detach().contiguous().numpy(),
-                   grad_y.detach().contiguous().numpy(), gx, gb, ga)
+        run_ranges(
+            sos_backward,
+            xn.shape[0],
+            xn,
+            ys,
+            b.detach().contiguous().numpy(),
+            a.detach().contiguous().numpy(),
+            grad_y.detach().contiguous().numpy(),
+            gx,
+            gb,
+            ga,
+        )
         return torch.from_numpy(gx), torch.from_numpy(gb), torch.from_numpy(ga)
 
 

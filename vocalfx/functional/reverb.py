@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .fft import irfft
 from ._util import check_audio, run_ranges
 from .conv import fft_convolve
+from .fft import irfft
 
 __all__ = ["mixing_matrix", "fdn_decay_gains", "fdn_response", "fdn_ir", "fdn_reverb"]
 
@@ -86,8 +86,21 @@ class _FDNSolve(torch.autograd.Function):
         part_c = np.empty((jobs, cn.shape[1], n), dt)
         gH = grad_H.resolve_conj().contiguous()
         run_ranges(
-            fdn_solve_backward, jobs, Un, gn, cn, zn[0], zn[1], Xr, Xi,
-            npy(gH.real), npy(gH.imag), grad_g, part_U, part_b, part_c,
+            fdn_solve_backward,
+            jobs,
+            Un,
+            gn,
+            cn,
+            zn[0],
+            zn[1],
+            Xr,
+            Xi,
+            npy(gH.real),
+            npy(gH.imag),
+            grad_g,
+            part_U,
+            part_b,
+            part_c,
         )
         nblk = jobs // B
         red = lambda a: torch.from_numpy(a.reshape(B, nblk, *a.shape[1:]).sum(1))

@@ -139,4 +139,6 @@ class VocalChain(nn.Module):
         d = self.delay(u, native)
         send = self.send(native)[:, None, None]
         f = self.reverb(u.expand(-1, 2, -1) + send * d, native)
-        return dict(after_eq=after_eq, after_compexp=u, direct_pan=direct, delay_branch=d, fdn_branch=f, output=direct + d + f)
+        return dict(
+            after_eq=after_eq, after_compexp=u, direct_pan=direct, delay_branch=d, fdn_branch=f, output=direct + d + f
+        )

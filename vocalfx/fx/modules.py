@@ -106,11 +106,17 @@ class CompressorExpander(Effect):
     def forward(self, x: torch.Tensor, native: torch.Tensor) -> torch.Tensor:
         v = self.values(native)
         return VF.compressor_expander(
-            x, self.sample_rate,
-            comp_threshold_db=v["comp_threshold_db"], comp_ratio=v["comp_ratio"],
-            exp_threshold_db=v["exp_threshold_db"], exp_ratio=v["exp_ratio"],
-            attack_coef=v["attack"], release_coef=v["release"], rms_coef=v["rms"],
-            makeup_db=v["makeup_db"], lookahead_ms=v["lookahead_ms"],
+            x,
+            self.sample_rate,
+            comp_threshold_db=v["comp_threshold_db"],
+            comp_ratio=v["comp_ratio"],
+            exp_threshold_db=v["exp_threshold_db"],
+            exp_ratio=v["exp_ratio"],
+            attack_coef=v["attack"],
+            release_coef=v["release"],
+            rms_coef=v["rms"],
+            makeup_db=v["makeup_db"],
+            lookahead_ms=v["lookahead_ms"],
         )
 
 
@@ -129,9 +135,13 @@ class PingPongDelay(Effect):
         """Panned stereo response ``(batch, 2, L)`` including the output gain."""
         v = self.values(native)
         h = VF.ping_pong_delay_ir(
-            self.sample_rate, delay_ms=v["delay_ms"], feedback=v["feedback"],
-            lowpass_freq_hz=v["lowpass_freq_hz"], lowpass_q=v["lowpass_q"],
-            ir_seconds=self.ir_seconds, dtype=native.dtype,
+            self.sample_rate,
+            delay_ms=v["delay_ms"],
+            feedback=v["feedback"],
+            lowpass_freq_hz=v["lowpass_freq_hz"],
+            lowpass_q=v["lowpass_q"],
+            ir_seconds=self.ir_seconds,
+            dtype=native.dtype,
         )
         return VF.stereo_delay_ir(h, gain=v["gain"], odd_pan=v["odd_pan"], even_pan=v["even_pan"])
 
@@ -154,7 +164,10 @@ class ReverbEQ(Effect):
         sr = self.sample_rate
         out = []
         for part in self.parts:
-            v = {p.name.split(".", 1)[1]: native[:, MODULE_SLICES[part]][:, i] for i, p in enumerate(SPECS[MODULE_SLICES[part]])}
+            v = {
+                p.name.split(".", 1)[1]: native[:, MODULE_SLICES[part]][:, i]
+                for i, p in enumerate(SPECS[MODULE_SLICES[part]])
+            }
             if "peak" in part:
                 out.append(VF.peak_coeffs(sr, gain_db=v["gain_db"], freq_hz=v["freq_hz"], q=v["q"]))
             elif "low_shelf" in part:

@@ -18,15 +18,45 @@ from .chunks import CHUNK_SECONDS, TARGET_LUFS, active_chunks
 from .fit import DEFAULT_LR as FIT_DEFAULT_LR
 from .fit import DEFAULT_STEPS as FIT_DEFAULT_STEPS
 from .fit import FitError, FitReport, FitResult, align_pair, find_lag, fit_pair
-from .ito import DEFAULT_ALPHA, DEFAULT_LR, DEFAULT_STEPS, SPACES, MatchError, MatchReport, MatchResult, check_steering, match
+from .ito import (
+    DEFAULT_ALPHA,
+    DEFAULT_LR,
+    DEFAULT_STEPS,
+    SPACES,
+    MatchError,
+    MatchReport,
+    MatchResult,
+    check_steering,
+    match,
+)
 from .objectives import LOSS_WEIGHTS, ito_nll, pair_loss
 from .optimize import Evaluation, OptimResult, run_adam
 
 __all__ = [
-    "match", "check_steering", "MatchResult", "MatchReport", "MatchError", "DEFAULT_STEPS", "DEFAULT_LR", "DEFAULT_ALPHA", "SPACES",
-    "fit_pair", "FitResult", "FitReport", "FitError", "find_lag", "align_pair",
-    "FIT_DEFAULT_STEPS", "FIT_DEFAULT_LR",
-    "ito_nll", "pair_loss", "LOSS_WEIGHTS",
-    "active_chunks", "CHUNK_SECONDS", "TARGET_LUFS",
-    "run_adam", "Evaluation", "OptimResult",
+    "match",
+    "check_steering",
+    "MatchResult",
+    "MatchReport",
+    "MatchError",
+    "DEFAULT_STEPS",
+    "DEFAULT_LR",
+    "DEFAULT_ALPHA",
+    "SPACES",
+    "fit_pair",
+    "FitResult",
+    "FitReport",
+    "FitError",
+    "find_lag",
+    "align_pair",
+    "FIT_DEFAULT_STEPS",
+    "FIT_DEFAULT_LR",
+    "ito_nll",
+    "pair_loss",
+    "LOSS_WEIGHTS",
+    "active_chunks",
+    "CHUNK_SECONDS",
+    "TARGET_LUFS",
+    "run_adam",
+    "Evaluation",
+    "OptimResult",
 ]

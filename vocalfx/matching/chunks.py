@@ -150,9 +150,7 @@ def active_chunks(
     return chunks[keep].contiguous(), int((~keep).sum())
 
 
-def chunk_pair(
-    dry: torch.Tensor, wet: torch.Tensor, chunk: int, warmup: int
-) -> Tuple[torch.Tensor, torch.Tensor, int]:
+def chunk_pair(dry: torch.Tensor, wet: torch.Tensor, chunk: int, warmup: int) -> Tuple[torch.Tensor, torch.Tensor, int]:
     """Cut an aligned dry/wet pair into the overlapping windows of pair fitting.
 
     Windows of ``chunk`` samples advance by ``chunk - warmup``; the first ``warmup`` samples of

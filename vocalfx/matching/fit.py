@@ -180,9 +180,7 @@ def _check_ct(x: torch.Tensor, name: str, channels: int) -> None:
         raise FitError(f"{name}: contains NaN or Inf samples")
 
 
-def find_lag(
-    dry: torch.Tensor, wet: torch.Tensor, *, max_lag: Optional[int] = None, weighting: str = "phat"
-) -> int:
+def find_lag(dry: torch.Tensor, wet: torch.Tensor, *, max_lag: Optional[int] = None, weighting: str = "phat") -> int:
     """Samples by which ``wet`` lags ``dry``: the peak of their (generalised) cross-correlation.
 
     With ``d`` the mean of the dry's channels, ``w`` the mean of the wet's, and ``D``, ``W`` their
@@ -411,9 +409,18 @@ def fit_pair(
 
     initial = {"loss": float(init_loss), **_floats(init_terms)}
     opt = run_adam(
-        objective, raw_init, steps=int(steps), lr=float(lr), lr_final_ratio=lr_final_ratio, initial=initial,
-        initial_score=initial["loss"] if bs == n_chunks else 1.0, max_recoveries=max_recoveries, error=FitError,
-        progress=progress, desc="fit-pair", best_label="best" if bs == n_chunks else "best_vs_init",
+        objective,
+        raw_init,
+        steps=int(steps),
+        lr=float(lr),
+        lr_final_ratio=lr_final_ratio,
+        initial=initial,
+        initial_score=initial["loss"] if bs == n_chunks else 1.0,
+        max_recoveries=max_recoveries,
+        error=FitError,
+        progress=progress,
+        desc="fit-pair",
+        best_label="best" if bs == n_chunks else "best_vs_init",
     )
     history, recoveries, cur_lr = opt.history, opt.recoveries, opt.final_lr
     best_raw, best_step = opt.vector, opt.best_step
@@ -459,7 +466,12 @@ def fit_pair(
         vec,
         name=name or "fit-pair",
         source=f"vocalfx fit-pair: dry at {TARGET_LUFS:g} LUFS in, wet at {TARGET_LUFS:g} LUFS out",
-        extra={"fit": {"input_lufs": TARGET_LUFS, **{k: v for k, v in report.to_dict().items() if k != "recoveries"},
-                       "recoveries": len(recoveries)}},
+        extra={
+            "fit": {
+                "input_lufs": TARGET_LUFS,
+                **{k: v for k, v in report.to_dict().items() if k != "recoveries"},
+                "recoveries": len(recoveries),
+            }
+        },
     )
     return FitResult(preset=preset, history=history, report=report)

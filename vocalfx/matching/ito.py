@@ -156,7 +156,8 @@ class MatchReport:
         """A few human-readable lines (what ``vocalfx match`` prints)."""
         lines = [
             f"encoder {self.encoder}, alpha {self.alpha:g}, {self.steps} steps (lr {self.lr:g}"
-            + ("" if self.space == "raw" else f", {self.space} space") + f"), best at step {self.best_step}",
+            + ("" if self.space == "raw" else f", {self.space} space")
+            + f"), best at step {self.best_step}",
             f"loss {self.initial_loss:.4f} -> {self.loss:.4f}  (-log p(y|x) {self.initial_nll:.4f} -> {self.nll:.4f}, "
             f"log p(x) {self.initial_log_prior:.1f} -> {self.log_prior:.1f})",
             f"RMS embedding angle to the reference: mid {self.initial_sigma_mid_deg:.2f} -> {self.sigma_mid_deg:.2f} deg, "
@@ -167,22 +168,36 @@ class MatchReport:
             + (f" ({self.n_dry_chunks_dropped} silent dropped)" if self.n_dry_chunks_dropped else ""),
             f"loudness gains to {TARGET_LUFS:g} LUFS: dry {self.dry_gain_db:+.2f} dB, reference {self.reference_gain_db:+.2f} dB; "
             f"output {self.output_lufs:.1f} LUFS, peak {self.output_peak_dbfs:+.1f} dBFS"
-            + ("" if self.level == "preset" else f" (level: {self.level}, {self.level_gain_db:+.2f} dB on {LEVEL_PARAM})"),
+            + (
+                ""
+                if self.level == "preset"
+                else f" (level: {self.level}, {self.level_gain_db:+.2f} dB on {LEVEL_PARAM})"
+            ),
         ]
         weights = f"fx weights {self.fx_weights}" if self.fx_weights else "no fx encoder in use"
         if self.reference_cutoff_hz is not None:
-            lines.append(f"the reference is band-limited at {self.reference_cutoff_hz / 1000:.1f} kHz (a lossy codec): {weights}")
+            lines.append(
+                f"the reference is band-limited at {self.reference_cutoff_hz / 1000:.1f} kHz (a lossy codec): {weights}"
+            )
         elif self.reference_hole_fraction is not None and self.reference_hole_fraction >= HOLE_FRACTION:
-            lines.append(f"the reference has a lossy codec's quantisation holes ({100 * self.reference_hole_fraction:.1f} % "
-                         f"of bins in 2-10 kHz): {weights}")
+            lines.append(
+                f"the reference has a lossy codec's quantisation holes ({100 * self.reference_hole_fraction:.1f} % "
+                f"of bins in 2-10 kHz): {weights}"
+            )
         elif self.fx_weights == _codec_weights_name():
             lines.append(f"the reference was declared lossy: fx weights {self.fx_weights}")
         if self.simulated_codec == "unavailable":
-            lines.append("renders were not put through MP3 like the reference: this libsndfile cannot write MP3 (pip install -U soundfile)")
+            lines.append(
+                "renders were not put through MP3 like the reference: this libsndfile cannot write MP3 (pip install -U soundfile)"
+            )
         elif self.simulated_codec is not None:
-            lines.append(f"renders went through {self.simulated_codec.replace('mp3:', 'MP3 at ')} kbps before the encoder, as the reference did")
+            lines.append(
+                f"renders went through {self.simulated_codec.replace('mp3:', 'MP3 at ')} kbps before the encoder, as the reference did"
+            )
         if self.groups is not None or self.strength != 1.0:
-            lines.append(f"steering: groups {','.join(self.groups) if self.groups else 'all'}, strength {self.strength:g}")
+            lines.append(
+                f"steering: groups {','.join(self.groups) if self.groups else 'all'}, strength {self.strength:g}"
+            )
         return "\n".join(lines + timing_lines(self.seconds, self.recoveries))
 
 
@@ -281,8 +296,10 @@ def check_steering(
     if level is None:
         return groups, ("reference" if holds_level else "preset")
     if level != "preset" and not holds_level:
-        raise MatchError(f"level={level!r} is set through {LEVEL_PARAM}, which groups {','.join(groups)} keeps fixed: "
-                         "add 'dynamics' to the groups or use level='preset'")
+        raise MatchError(
+            f"level={level!r} is set through {LEVEL_PARAM}, which groups {','.join(groups)} keeps fixed: "
+            "add 'dynamics' to the groups or use level='preset'"
+        )
     return groups, level
 
 
@@ -528,9 +545,14 @@ def match(
     predictor_used = None
     if predict_init:
         try:
-            predictor = enc if callable(getattr(enc, "predict_preset", None)) else get_encoder("fx", sample_rate=rate, **fx_options)
-            raw0, init_label = predicted_start(ref_chunks, dry_chunks, predictor,
-                                               prior_mean=prior.mean.double().numpy(), weight=prediction_weight)
+            predictor = (
+                enc
+                if callable(getattr(enc, "predict_preset", None))
+                else get_encoder("fx", sample_rate=rate, **fx_options)
+            )
+            raw0, init_label = predicted_start(
+                ref_chunks, dry_chunks, predictor, prior_mean=prior.mean.double().numpy(), weight=prediction_weight
+            )
             predictor_used = predictor
         except ValueError as e:
             raise MatchError(str(e)) from None
@@ -568,8 +590,12 @@ def match(
         nll, s_mid, s_side = ito_nll(enc(pred), ref_emb)
         log_prior = prior.log_prob(v)
         loss = nll - alpha * log_prior if alpha > 0 else nll
-        terms = {"nll": float(nll.detach()), "log_prior": float(log_prior.detach()),
-                 "sigma_mid_deg": float(s_mid.detach()) * deg, "sigma_side_deg": float(s_side.detach()) * deg}
+        terms = {
+            "nll": float(nll.detach()),
+            "log_prior": float(log_prior.detach()),
+            "sigma_mid_deg": float(s_mid.detach()) * deg,
+            "sigma_side_deg": float(s_side.detach()) * deg,
+        }
         return Evaluation(loss, terms)
 
     with torch.no_grad():
@@ -584,9 +610,20 @@ def match(
         except ValueError as e:
             raise MatchError(f"space='whitened': {e}") from None
     opt = run_adam(
-        objective, raw0_t, steps=steps, lr=lr, lr_final_ratio=lr_final_ratio, initial=initial,
-        initial_score=initial["loss"], sqrt_cov=sqrt_cov, rescore_final=True, max_recoveries=max_recoveries,
-        error=MatchError, hint=" (try a smaller lr or a larger alpha)", callback=callback, progress=progress,
+        objective,
+        raw0_t,
+        steps=steps,
+        lr=lr,
+        lr_final_ratio=lr_final_ratio,
+        initial=initial,
+        initial_score=initial["loss"],
+        sqrt_cov=sqrt_cov,
+        rescore_final=True,
+        max_recoveries=max_recoveries,
+        error=MatchError,
+        hint=" (try a smaller lr or a larger alpha)",
+        callback=callback,
+        progress=progress,
         desc=f"match ({encoder})",
     )
     history, recoveries = opt.history, opt.recoveries
@@ -624,29 +661,65 @@ def match(
     except ValueError:
         out_lufs = float("-inf")
     report = MatchReport(
-        encoder=encoder, alpha=float(alpha), steps=steps, lr=float(lr), best_step=best_step,
-        loss=best_vals["loss"], nll=best_vals["nll"], log_prior=best_vals["log_prior"],
-        sigma_mid_deg=best_vals["sigma_mid_deg"], sigma_side_deg=best_vals["sigma_side_deg"],
-        initial_loss=initial["loss"], initial_nll=initial["nll"], initial_log_prior=initial["log_prior"],
-        initial_sigma_mid_deg=initial["sigma_mid_deg"], initial_sigma_side_deg=initial["sigma_side_deg"],
-        n_ref_chunks=ref_chunks.shape[0], n_ref_chunks_dropped=ref_dropped,
-        n_dry_chunks=dry_chunks.shape[0], n_dry_chunks_dropped=dry_dropped,
-        chunk_seconds=chunk / rate, dry_gain_db=dry_gain_db, reference_gain_db=ref_gain_db,
-        output_peak_dbfs=20.0 * math.log10(max(peak, 1e-30)), output_lufs=out_lufs,
-        init=init_label, space=space, seed=int(seed), recoveries=recoveries, seconds=time.perf_counter() - t0,
-        groups=list(groups) if groups is not None else None, strength=float(strength),
-        level=level if isinstance(level, str) else f"{float(level):g} LUFS", level_gain_db=float(level_gain_db),
-        reference_lufs=float(ref_lufs_given), reference_cutoff_hz=evidence.cutoff_hz if evidence else None,
-        reference_hole_fraction=evidence.hole_fraction if evidence else None, simulated_codec=simulated_codec,
+        encoder=encoder,
+        alpha=float(alpha),
+        steps=steps,
+        lr=float(lr),
+        best_step=best_step,
+        loss=best_vals["loss"],
+        nll=best_vals["nll"],
+        log_prior=best_vals["log_prior"],
+        sigma_mid_deg=best_vals["sigma_mid_deg"],
+        sigma_side_deg=best_vals["sigma_side_deg"],
+        initial_loss=initial["loss"],
+        initial_nll=initial["nll"],
+        initial_log_prior=initial["log_prior"],
+        initial_sigma_mid_deg=initial["sigma_mid_deg"],
+        initial_sigma_side_deg=initial["sigma_side_deg"],
+        n_ref_chunks=ref_chunks.shape[0],
+        n_ref_chunks_dropped=ref_dropped,
+        n_dry_chunks=dry_chunks.shape[0],
+        n_dry_chunks_dropped=dry_dropped,
+        chunk_seconds=chunk / rate,
+        dry_gain_db=dry_gain_db,
+        reference_gain_db=ref_gain_db,
+        output_peak_dbfs=20.0 * math.log10(max(peak, 1e-30)),
+        output_lufs=out_lufs,
+        init=init_label,
+        space=space,
+        seed=int(seed),
+        recoveries=recoveries,
+        seconds=time.perf_counter() - t0,
+        groups=list(groups) if groups is not None else None,
+        strength=float(strength),
+        level=level if isinstance(level, str) else f"{float(level):g} LUFS",
+        level_gain_db=float(level_gain_db),
+        reference_lufs=float(ref_lufs_given),
+        reference_cutoff_hz=evidence.cutoff_hz if evidence else None,
+        reference_hole_fraction=evidence.hole_fraction if evidence else None,
+        simulated_codec=simulated_codec,
         fx_weights=_fx_weights_name(enc, predictor_used),
     )
     preset = Preset(
         vec,
         name=name or "match",
         source=f"vocalfx match: {encoder} encoder, alpha {alpha:g}; dry at {TARGET_LUFS:g} LUFS in",
-        extra={"match": {"input_lufs": TARGET_LUFS, "reference": ref_label, "dry": dry_label,
-                         **{k: v for k, v in report.to_dict().items() if k != "recoveries"},
-                         "recoveries": len(recoveries), "start_raw": [float(x) for x in raw0]}},
+        extra={
+            "match": {
+                "input_lufs": TARGET_LUFS,
+                "reference": ref_label,
+                "dry": dry_label,
+                **{k: v for k, v in report.to_dict().items() if k != "recoveries"},
+                "recoveries": len(recoveries),
+                "start_raw": [float(x) for x in raw0],
+            }
+        },
     )
-    return MatchResult(preset=preset, audio=audio.contiguous(), history=history, report=report, sample_rate=sample_rate,
-                       start=np.asarray(raw0, dtype=np.float64).copy())
+    return MatchResult(
+        preset=preset,
+        audio=audio.contiguous(),
+        history=history,
+        report=report,
+        sample_rate=sample_rate,
+        start=np.asarray(raw0, dtype=np.float64).copy(),
+    )

@@ -33,9 +33,23 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-__all__ = ["CodecEvidence", "codec_evidence", "align_decoded", "mp3_roundtrip", "mp3_available", "simulated_kbps",
-           "SIMULATED_KBPS", "codec_cutoff_hz", "hole_fraction", "long_term_spectrum_db", "CLIFF_DB", "MIN_CUTOFF_HZ", "MAX_CUTOFF_HZ",
-           "HOLE_DB", "HOLE_FRACTION"]
+__all__ = [
+    "CodecEvidence",
+    "codec_evidence",
+    "align_decoded",
+    "mp3_roundtrip",
+    "mp3_available",
+    "simulated_kbps",
+    "SIMULATED_KBPS",
+    "codec_cutoff_hz",
+    "hole_fraction",
+    "long_term_spectrum_db",
+    "CLIFF_DB",
+    "MIN_CUTOFF_HZ",
+    "MAX_CUTOFF_HZ",
+    "HOLE_DB",
+    "HOLE_FRACTION",
+]
 
 #: Depth (dB) of the drop across the cliff: the median level in the 1 kHz below it against the
 #: highest level above it.
@@ -235,16 +249,23 @@ def mp3_roundtrip(audio: torch.Tensor, sample_rate: int, kbps: int) -> torch.Ten
     buf = io.BytesIO()
     # libsndfile maps a compression level c to 32 + 288 (1 - c) kbps at a constant rate
     level = 1.0 - (kbps - 32.0) / 288.0
-    soundfile.write(buf, (x * scale).T.astype(np.float32), sample_rate, format="MP3",
-                    compression_level=level, bitrate_mode="CONSTANT")
+    soundfile.write(
+        buf,
+        (x * scale).T.astype(np.float32),
+        sample_rate,
+        format="MP3",
+        compression_level=level,
+        bitrate_mode="CONSTANT",
+    )
     buf.seek(0)
     y, _ = soundfile.read(buf, dtype="float64", always_2d=True)
     y = align_decoded(x, y.T)
     return torch.from_numpy(y / scale).to(device=audio.device, dtype=torch.float32)
 
 
-def simulated_kbps(reference_holes: float, chunks: torch.Tensor, sample_rate: int,
-                   candidates: Sequence[int] = SIMULATED_KBPS) -> int:
+def simulated_kbps(
+    reference_holes: float, chunks: torch.Tensor, sample_rate: int, candidates: Sequence[int] = SIMULATED_KBPS
+) -> int:
     """The bit rate at which ``chunks`` ``(n, channels, time)`` get holes nearest ``reference_holes``.
 
     The chunks are coded end to end, as one stream (as a reference file is). Holes fall as the

@@ -51,7 +51,9 @@ def ito_nll(
         >>> nll, s_mid, s_side = ito_nll(e, e)
     """
     if set(pred) != set(ref) or not {"mid", "side"} <= set(pred):
-        raise ValueError(f"embeddings must have the same keys, including 'mid' and 'side'; got {sorted(pred)} and {sorted(ref)}")
+        raise ValueError(
+            f"embeddings must have the same keys, including 'mid' and 'side'; got {sorted(pred)} and {sorted(ref)}"
+        )
     sigmas = {}
     nll = 0.0
     for key in ("mid", "side", *sorted(k for k in pred if k not in ("mid", "side"))):

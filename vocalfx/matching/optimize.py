@@ -191,7 +191,9 @@ def run_adam(
                 lr_scale /= 2.0
                 cur_lr /= 2.0
                 recoveries.append({"step": step, "reason": reason, "lr": cur_lr})
-                history.append({"step": step, "loss": math.nan, **{k: math.nan for k in term_names}, "lr": cur_lr * 2.0})
+                history.append(
+                    {"step": step, "loss": math.nan, **{k: math.nan for k in term_names}, "lr": cur_lr * 2.0}
+                )
                 if failures > max_recoveries:
                     raise error(
                         f"step {step}: {reason} after {max_recoveries} consecutive recoveries "
@@ -225,6 +227,10 @@ def run_adam(
     if not torch.isfinite(best_raw).all():  # pragma: no cover - the guard keeps them finite
         raise error("the optimised parameters are not finite")
     return OptimResult(
-        vector=best_raw, best_step=best_step, best=best_vals, history=history, recoveries=recoveries,
+        vector=best_raw,
+        best_step=best_step,
+        best=best_vals,
+        history=history,
+        recoveries=recoveries,
         final_lr=cur_lr,
     )

@@ -48,8 +48,11 @@ def start_vector(init: Any, prior: Any) -> Tuple[np.ndarray, str]:
 
 
 def predicted_start(
-    reference_chunks: torch.Tensor, dry_chunks: torch.Tensor, predictor: Any,
-    prior_mean: Optional[Any] = None, weight: float = 1.0,
+    reference_chunks: torch.Tensor,
+    dry_chunks: torch.Tensor,
+    predictor: Any,
+    prior_mean: Optional[Any] = None,
+    weight: float = 1.0,
 ) -> Tuple[np.ndarray, str]:
     """The preset a trained encoder predicts from the reference and the dry, as a starting point.
 

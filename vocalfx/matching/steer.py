@@ -23,8 +23,16 @@ import torch
 
 from .. import params as P
 
-__all__ = ["GROUPS", "LEVEL_PARAM", "LEVEL_MODES", "group_mask", "parse_groups", "blend", "level_target_lufs",
-           "with_output_gain"]
+__all__ = [
+    "GROUPS",
+    "LEVEL_PARAM",
+    "LEVEL_MODES",
+    "group_mask",
+    "parse_groups",
+    "blend",
+    "level_target_lufs",
+    "with_output_gain",
+]
 
 #: Parameter groups of ``--only``, by the prefixes of :mod:`vocalfx.params` names.
 GROUPS: Dict[str, Tuple[str, ...]] = {

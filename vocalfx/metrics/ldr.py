@@ -121,7 +121,11 @@ def mldr(
     if any(lo < sh for sh, lo in zip(shorts, longs)):
         raise ValueError(f"each long_ms must be >= its short_ms, got {shorts} and {longs}")
     terms = [
-        (float(ms_to_coef(sh, sample_rate)), float(ms_to_coef(lo, sample_rate)), ldr_alignment_shift(sh, lo, sample_rate))
+        (
+            float(ms_to_coef(sh, sample_rate)),
+            float(ms_to_coef(lo, sample_rate)),
+            ldr_alignment_shift(sh, lo, sample_rate),
+        )
         for sh, lo in zip(shorts, longs)
     ]
     return _mldr_from_coefs(pred, target, terms, mid_side)

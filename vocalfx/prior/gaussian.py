@@ -224,9 +224,11 @@ class GaussianPrior:
         x = _as_f64(vectors)
         p = P.NUM_PARAMS
         if x.ndim != 2 or x.shape[1] != p:
-            hint = " (DiffVox's 151-value layout: convert with vocalfx.params.from_diffvox)" if x.shape[-1:] == (
-                P.NUM_DIFFVOX_PARAMS,
-            ) else ""
+            hint = (
+                " (DiffVox's 151-value layout: convert with vocalfx.params.from_diffvox)"
+                if x.shape[-1:] == (P.NUM_DIFFVOX_PARAMS,)
+                else ""
+            )
             raise ValueError(f"expected vectors of shape (N, {p}), got shape {x.shape}{hint}")
         n = x.shape[0]
         if n < 2:
@@ -240,7 +242,9 @@ class GaussianPrior:
             intensity = None
         else:
             cov, intensity = ledoit_wolf(x)
-        return cls(mean, 0.5 * (cov + cov.T), n_presets=n, source=source, shrinkage=shrinkage, shrinkage_intensity=intensity)
+        return cls(
+            mean, 0.5 * (cov + cov.T), n_presets=n, source=source, shrinkage=shrinkage, shrinkage_intensity=intensity
+        )
 
     @classmethod
     def default(cls) -> "GaussianPrior":
@@ -486,7 +490,9 @@ class GaussianPrior:
                 n_presets=None if n_presets < 0 else n_presets,
                 source=str(data["source"]),
                 shrinkage=None if shrink == "none" else shrink,
-                shrinkage_intensity=None if np.isnan(data["shrinkage_intensity"]) else float(data["shrinkage_intensity"]),
+                shrinkage_intensity=None
+                if np.isnan(data["shrinkage_intensity"])
+                else float(data["shrinkage_intensity"]),
             )
         except ValueError as e:
             raise PriorError(f"invalid prior file {str(path)!r}: {e}") from e

@@ -15,7 +15,12 @@ process-wide is changed. See ``docs/report.md``.
 from .base import ReportError
 from .eval_report import write_eval_report
 from .match_report import (
-    DEFAULT_EXCERPT_SECONDS, ReportInfo, build_match_report, match_start_preset, write_match_report, write_result_report,
+    DEFAULT_EXCERPT_SECONDS,
+    ReportInfo,
+    build_match_report,
+    match_start_preset,
+    write_match_report,
+    write_result_report,
 )
 from .measure import LevelStats, level_stats
 

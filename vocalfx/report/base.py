@@ -136,9 +136,11 @@ def figure_svg(fig: "Figure", key: str) -> str:
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, count=1, flags=re.S)
     ids = set(_SVG_ID.findall(svg))
     if ids:
-        pattern = re.compile(r'(\bid="|#)(' + "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True)) + r')\b(?=["\)])')
+        pattern = re.compile(
+            r'(\bid="|#)(' + "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True)) + r')\b(?=["\)])'
+        )
         svg = pattern.sub(lambda m: f"{m.group(1)}{key}-{m.group(2)}", svg)
-    svg = re.sub(r'<svg ([^>]*?)width="[^"]*" height="[^"]*"', r'<svg \1', svg, count=1)
+    svg = re.sub(r'<svg ([^>]*?)width="[^"]*" height="[^"]*"', r"<svg \1", svg, count=1)
     return svg.replace("<svg ", '<svg role="img" ', 1)
 
 
@@ -189,8 +191,8 @@ def page(title: str, body: str, *, subtitle: str = "", script: bool = True) -> s
     sub = f'<p class="sub">{subtitle}</p>' if subtitle else ""
     js = f"<script>{_JS}</script>" if script else ""
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{_CSS}</style></head>\n<body>"
         f"<h1>{esc(title)}</h1>{sub}\n{body}\n{js}</body></html>\n"
     )
@@ -205,8 +207,10 @@ def check_no_nan(text: str, where: str) -> None:
     visible = re.sub(r"<svg.*?</svg>", lambda m: re.sub(r'd="[^"]*"', "", m.group(0)), visible, flags=re.S)
     hit = re.search(r"(?<![\w/\\.-])nan(?![\w/\\-])", visible, flags=re.I)  # not inside a word or a path
     if hit:
-        raise ReportError(f"{where}: the report would show an undefined number ({hit.group(0)!r} near "
-                          f"{visible[max(0, hit.start() - 60):hit.end() + 20]!r}); this is a bug, please report it")
+        raise ReportError(
+            f"{where}: the report would show an undefined number ({hit.group(0)!r} near "
+            f"{visible[max(0, hit.start() - 60) : hit.end() + 20]!r}); this is a bug, please report it"
+        )
 
 
 def optional(values: Optional[Iterable[float]]) -> List[float]:

@@ -70,8 +70,11 @@ def _response(b: np.ndarray, a: np.ndarray, keys: List[str], freqs_hz: np.ndarra
         _, h = freqz_sos(row[None], worN=freqs_hz, fs=SAMPLE_RATE)
         bands[key] = 20.0 * np.log10(np.maximum(np.abs(h), 1e-12))
     _, h = freqz_sos(sos, worN=freqs_hz, fs=SAMPLE_RATE)
-    return EQResponse(freqs_hz=np.asarray(freqs_hz, dtype=float), total_db=20.0 * np.log10(np.maximum(np.abs(h), 1e-12)),
-                      bands_db=bands)
+    return EQResponse(
+        freqs_hz=np.asarray(freqs_hz, dtype=float),
+        total_db=20.0 * np.log10(np.maximum(np.abs(h), 1e-12)),
+        bands_db=bands,
+    )
 
 
 def eq_response_db(preset: Preset, freqs_hz: np.ndarray) -> EQResponse:
@@ -116,8 +119,11 @@ def compressor_curve_db(preset: Preset, level_db: np.ndarray) -> np.ndarray:
     v = cached_chain(SAMPLE_RATE).comp.values(_native(preset))
     lv = torch.as_tensor(np.asarray(level_db, dtype=np.float64))[None]
     g = compexp_static_gain_db(
-        lv, comp_threshold_db=v["comp_threshold_db"], comp_ratio=v["comp_ratio"],
-        exp_threshold_db=v["exp_threshold_db"], exp_ratio=v["exp_ratio"],
+        lv,
+        comp_threshold_db=v["comp_threshold_db"],
+        comp_ratio=v["comp_ratio"],
+        exp_threshold_db=v["exp_threshold_db"],
+        exp_ratio=v["exp_ratio"],
     )
     return (lv + g + v["makeup_db"][:, None])[0].numpy()
 
@@ -150,4 +156,8 @@ def reverb_t60(preset: Preset) -> Tuple[np.ndarray, np.ndarray]:
 def pan_positions(preset: Preset) -> Dict[str, float]:
     """Pan positions (-100 left .. 100 right) of the direct sound and the delay's odd/even echoes."""
     ph = preset.physical
-    return {"direct": ph["pan.position"], "delay odd echoes": ph["delay.odd_pan"], "delay even echoes": ph["delay.even_pan"]}
+    return {
+        "direct": ph["pan.position"],
+        "delay odd echoes": ph["delay.odd_pan"],
+        "delay even echoes": ph["delay.even_pan"],
+    }

@@ -70,7 +70,12 @@ def read_results(path: PathLike) -> Tuple[List[str], List[Dict[str, object]]]:
         raise ReportError(f"{p}: no metric columns")
     out: List[Dict[str, object]] = []
     for i, r in enumerate(rows, start=2):
-        row: Dict[str, object] = {"track": r["track"], "method": r["method"], "status": r["status"], "error": r.get("error") or ""}
+        row: Dict[str, object] = {
+            "track": r["track"],
+            "method": r["method"],
+            "status": r["status"],
+            "error": r.get("error") or "",
+        }
         for m in metrics:
             row[m] = _number(r.get(m, ""), p, f"line {i}, {m}") if r["status"] == "ok" else math.nan
         out.append(row)
@@ -84,7 +89,8 @@ def read_summary(path: PathLike) -> Dict[str, Dict[str, Dict[str, float]]]:
     out: Dict[str, Dict[str, Dict[str, float]]] = {}
     for i, r in enumerate(rows, start=2):
         out.setdefault(r["method"], {})[r["metric"]] = {
-            "mean": _number(r["mean"], p, f"line {i}, mean"), "median": _number(r["median"], p, f"line {i}, median"),
+            "mean": _number(r["mean"], p, f"line {i}, mean"),
+            "median": _number(r["median"], p, f"line {i}, median"),
             "n": _number(r["n"], p, f"line {i}, n"),
         }
     return out
@@ -121,30 +127,50 @@ def _track_bars(rows: List[Dict[str, object]], methods: List[str], metric: str) 
     x = np.arange(len(tracks))
     for j, m in enumerate(methods):
         h = [value.get((t, m), math.nan) for t in tracks]
-        ax.bar(x - 0.4 + step * (j + 0.5), np.nan_to_num(h, nan=0.0), width=step * 0.95,
-               color=PALETTE[j % len(PALETTE)] if j < len(PALETTE) else None, label=m)
+        ax.bar(
+            x - 0.4 + step * (j + 0.5),
+            np.nan_to_num(h, nan=0.0),
+            width=step * 0.95,
+            color=PALETTE[j % len(PALETTE)] if j < len(PALETTE) else None,
+            label=m,
+        )
     ax.set_xticks(x)
     ax.set_xticklabels(tracks, rotation=45 if len(tracks) > 6 else 0, ha="right" if len(tracks) > 6 else "center")
     ax.set_xlim(-0.6, len(tracks) - 0.4)
     label(ax, "track", f"{metric_title(metric)} (lower is better)", f"{metric_title(metric)} per track and method")
     legend(ax, ncols=min(4, max(1, len(methods))), loc="upper right")
-    return figure_block(fig, f"tracks-{metric}", f"{metric_title(metric)} of every finished cell; a missing bar is a cell that failed or has not run.")
+    return figure_block(
+        fig,
+        f"tracks-{metric}",
+        f"{metric_title(metric)} of every finished cell; a missing bar is a cell that failed or has not run.",
+    )
 
 
 def _box(rows: List[Dict[str, object]], methods: List[str], metric: str) -> str:
-    data = [[float(r[metric]) for r in rows if r["method"] == m and r["status"] == "ok" and math.isfinite(float(r[metric]))]
-            for m in methods]
+    data = [
+        [float(r[metric]) for r in rows if r["method"] == m and r["status"] == "ok" and math.isfinite(float(r[metric]))]
+        for m in methods
+    ]
     keep = [(m, d) for m, d in zip(methods, data) if d]
     fig, (ax,) = new_figure(max(5.0, 1.2 + 0.6 * len(keep)), 3.2)
     if keep:
-        ax.boxplot([d for _, d in keep], tick_labels=[m for m, _ in keep], showmeans=True,
-                   medianprops={"color": PALETTE[5]}, meanprops={"marker": "^", "markerfacecolor": PALETTE[0], "markeredgecolor": PALETTE[0], "markersize": 4})
+        ax.boxplot(
+            [d for _, d in keep],
+            tick_labels=[m for m, _ in keep],
+            showmeans=True,
+            medianprops={"color": PALETTE[5]},
+            meanprops={"marker": "^", "markerfacecolor": PALETTE[0], "markeredgecolor": PALETTE[0], "markersize": 4},
+        )
         for i, (_, d) in enumerate(keep, start=1):
             jitter = np.linspace(-0.12, 0.12, len(d)) if len(d) > 1 else np.zeros(1)
             ax.scatter(i + jitter, d, s=6, color="#555555", alpha=0.6, zorder=3)
         ax.tick_params(axis="x", labelrotation=30 if len(keep) > 4 else 0)
     label(ax, "method", metric_title(metric), f"Distribution of {metric_title(metric)} per method")
-    return figure_block(fig, f"box-{metric}", f"{metric_title(metric)} over tracks: box = quartiles, line = median, triangle = mean, dots = tracks.")
+    return figure_block(
+        fig,
+        f"box-{metric}",
+        f"{metric_title(metric)} over tracks: box = quartiles, line = median, triangle = mean, dots = tracks.",
+    )
 
 
 def write_eval_report(out_dir: PathLike) -> Path:
@@ -175,22 +201,36 @@ def write_eval_report(out_dir: PathLike) -> Path:
     methods = list(dict.fromkeys([*summary, *(str(r["method"]) for r in rows)]))
     main = _MAIN if _MAIN in metrics else metrics[0]
     figures = [_track_bars(rows, methods, main)] + [_box(rows, methods, m) for m in metrics]
-    problems = [f"{r['track']} × {r['method']}: {r['status']}" + (f" ({r['error']})" if r["error"] else "")
-                for r in rows if r["status"] != "ok"]
+    problems = [
+        f"{r['track']} × {r['method']}: {r['status']}" + (f" ({r['error']})" if r["error"] else "")
+        for r in rows
+        if r["status"] != "ok"
+    ]
     body = [
         "<p>Lower is better everywhere; MSS and MLDR on L/R are DiffVox's MSS and MLDR, M/S the same on mid/side. "
         "The statistics are over the tracks on which every method finished (as in summary.md); the figures show every finished cell.</p>",
-        "<h2>Mean over tracks</h2>", _stat_table(summary, metrics, "mean"),
-        "<h2>Median over tracks</h2>", _stat_table(summary, metrics, "median"),
-        "<h2>Figures</h2>", figures[0], '<div class="grid">' + "".join(figures[1:]) + "</div>",
+        "<h2>Mean over tracks</h2>",
+        _stat_table(summary, metrics, "mean"),
+        "<h2>Median over tracks</h2>",
+        _stat_table(summary, metrics, "median"),
+        "<h2>Figures</h2>",
+        figures[0],
+        '<div class="grid">' + "".join(figures[1:]) + "</div>",
     ]
     if problems:
         body += ["<h2>Cells not finished</h2>", "<ul>" + "".join(f"<li>{esc(p)}</li>" for p in problems) + "</ul>"]
     md = out / "summary.md"
     if md.is_file():
-        body += ["<h2>summary.md</h2>", f"<details><summary>as written</summary><pre>{esc(md.read_text(encoding='utf-8'))}</pre></details>"]
-    text = page(f"vocalfx evaluation: {out.resolve().name}", "\n".join(body), script=False,
-                subtitle=f"{len(methods)} method(s), {len(dict.fromkeys(r['track'] for r in rows))} track(s); from {esc(out / 'results.csv')}")
+        body += [
+            "<h2>summary.md</h2>",
+            f"<details><summary>as written</summary><pre>{esc(md.read_text(encoding='utf-8'))}</pre></details>",
+        ]
+    text = page(
+        f"vocalfx evaluation: {out.resolve().name}",
+        "\n".join(body),
+        script=False,
+        subtitle=f"{len(methods)} method(s), {len(dict.fromkeys(r['track'] for r in rows))} track(s); from {esc(out / 'results.csv')}",
+    )
     target = out / "summary.html"
     check_no_nan(text, str(target))
     atomic_write_text(target, text)

@@ -28,7 +28,12 @@ if TYPE_CHECKING:
     from ..matching import MatchResult
 
 __all__ = [
-    "ReportInfo", "DEFAULT_EXCERPT_SECONDS", "build_match_report", "write_match_report", "write_result_report", "match_start_preset",
+    "ReportInfo",
+    "DEFAULT_EXCERPT_SECONDS",
+    "build_match_report",
+    "write_match_report",
+    "write_result_report",
+    "match_start_preset",
 ]
 
 #: Length (s) of each audio excerpt. Three 12 s excerpts (mono dry, stereo output and reference
@@ -80,8 +85,10 @@ def _row(name: str, value: float, start: Optional[float], unit: str, has_start: 
     delta = fmt(value - start) if changed and math.isfinite(value - start) else ("" if start is not None else "—")
     shown = fmt(start) if has_start else "—"
     cls = ' class="changed"' if changed else ""
-    return (f"<tr><td>{esc(name)}</td><td{cls}>{fmt(value)}</td><td>{shown}</td>"
-            f'<td class="l">{esc(unit)}</td><td>{delta}</td></tr>')
+    return (
+        f"<tr><td>{esc(name)}</td><td{cls}>{fmt(value)}</td><td>{shown}</td>"
+        f'<td class="l">{esc(unit)}</td><td>{delta}</td></tr>'
+    )
 
 
 def _reverb_summary(p: Preset) -> Dict[str, "tuple[float, str]"]:
@@ -112,22 +119,48 @@ def preset_table(preset: Preset, start: Optional[Preset], start_label: str) -> s
     rs = _reverb_summary(start) if has else {}
     rows += [_row(k, v, rs[k][0] if has else None, u, has) for k, (v, u) in _reverb_summary(preset).items()]
     head = ["parameter", "matched", f"start ({start_label or 'not given'})", "unit", "change"]
-    return ('<table class="preset"><thead><tr>' + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table>")
+    return (
+        '<table class="preset"><thead><tr>'
+        + "".join(f"<th>{esc(h)}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
 
 
 def _all_values(preset: Preset, start: Optional[Preset]) -> str:
     units = _units()
     theirs = start.physical if start is not None else {}
     rows = [[esc(k), fmt(v, 6), fmt(theirs.get(k), 6), esc(units[k])] for k, v in preset.physical.items()]
-    return ("<details><summary>all 130 parameters (display units)</summary>"
-            + table(["parameter", "matched", "start", "unit"], rows) + "</details>")
+    return (
+        "<details><summary>all 130 parameters (display units)</summary>"
+        + table(["parameter", "matched", "start", "unit"], rows)
+        + "</details>"
+    )
 
 
 def _levels_table(levels: Mapping[str, LevelStats], sources: Mapping[str, str]) -> str:
-    rows = [[esc(n), fmt(s.lufs, 3), fmt(s.lra_lu, 3), fmt(s.peak_dbfs, 3), fmt(s.seconds, 4), str(s.channels),
-             f'<span class="l">{esc(sources.get(n, ""))}</span>'] for n, s in levels.items()]
-    head = ["signal", "integrated loudness (LUFS)", "loudness range (LU)", "sample peak (dBFS)", "duration (s)", "channels", "source"]
+    rows = [
+        [
+            esc(n),
+            fmt(s.lufs, 3),
+            fmt(s.lra_lu, 3),
+            fmt(s.peak_dbfs, 3),
+            fmt(s.seconds, 4),
+            str(s.channels),
+            f'<span class="l">{esc(sources.get(n, ""))}</span>',
+        ]
+        for n, s in levels.items()
+    ]
+    head = [
+        "signal",
+        "integrated loudness (LUFS)",
+        "loudness range (LU)",
+        "sample peak (dBFS)",
+        "duration (s)",
+        "channels",
+        "source",
+    ]
     return table(head, rows)
 
 
@@ -136,7 +169,7 @@ def _players(excerpts: Mapping[str, Any], notes: Mapping[str, str]) -> str:
     for name, ex in excerpts.items():
         out.append(
             f'<div class="player"><b>{esc(name)}</b> <small>{ex.start_s:.1f}–{ex.stop_s:.1f} s, played at '
-            f'{fmt(ex.lufs, 3)} LUFS (gain {fmt(ex.gain_db, 3)} dB){esc(notes.get(name, ""))}</small>'
+            f"{fmt(ex.lufs, 3)} LUFS (gain {fmt(ex.gain_db, 3)} dB){esc(notes.get(name, ''))}</small>"
             f'<audio controls preload="metadata" data-name="{esc(name)}" src="{ex.data_uri}"></audio></div>'
         )
     out.append("</div>")
@@ -167,13 +200,19 @@ def _run_summary(rep: Mapping[str, Any]) -> str:
         return "<p>No run report was given.</p>"
     parts = []
     if "initial_loss" in rep and "loss" in rep:
-        parts.append(f"loss {fmt(rep['initial_loss'], 6)} → {fmt(rep['loss'], 6)} (best at step {fmt(rep.get('best_step'))} of {fmt(rep.get('steps'))})")
+        parts.append(
+            f"loss {fmt(rep['initial_loss'], 6)} → {fmt(rep['loss'], 6)} (best at step {fmt(rep.get('best_step'))} of {fmt(rep.get('steps'))})"
+        )
     if "sigma_mid_deg" in rep:
-        parts.append(f"RMS embedding angle to the reference: mid {fmt(rep.get('initial_sigma_mid_deg'), 3)} → {fmt(rep['sigma_mid_deg'], 3)}°, "
-                     f"side {fmt(rep.get('initial_sigma_side_deg'), 3)} → {fmt(rep.get('sigma_side_deg'), 3)}°")
+        parts.append(
+            f"RMS embedding angle to the reference: mid {fmt(rep.get('initial_sigma_mid_deg'), 3)} → {fmt(rep['sigma_mid_deg'], 3)}°, "
+            f"side {fmt(rep.get('initial_sigma_side_deg'), 3)} → {fmt(rep.get('sigma_side_deg'), 3)}°"
+        )
     if "encoder" in rep:
-        parts.append(f"encoder {esc(rep['encoder'])}, alpha {fmt(rep.get('alpha'))}, start: {esc(rep.get('init', '?'))}, "
-                     f"{fmt(rep.get('seconds'), 3)} s")
+        parts.append(
+            f"encoder {esc(rep['encoder'])}, alpha {fmt(rep.get('alpha'))}, start: {esc(rep.get('init', '?'))}, "
+            f"{fmt(rep.get('seconds'), 3)} s"
+        )
     return "<ul>" + "".join(f"<li>{p}</li>" for p in parts) + "</ul>"
 
 
@@ -215,7 +254,9 @@ def build_match_report(
     levels = {k: level_stats(x, sr, names.get(k, f"the {k} audio")) for k, x in sig.items()}
     for k, s in levels.items():
         if not math.isfinite(s.lufs):
-            raise ReportError(f"{names.get(k, 'the ' + k + ' audio')}: silent (no 400 ms block above the -70 LUFS gate)")
+            raise ReportError(
+                f"{names.get(k, 'the ' + k + ' audio')}: silent (no 400 ms block above the -70 LUFS gate)"
+            )
 
     spectra = {k: long_term_spectrum_db(x * 10 ** ((TARGET_LUFS - levels[k].lufs) / 20), sr) for k, x in sig.items()}
     d0, d1 = loudest_window(sig["dry"], sr, excerpt_seconds)
@@ -242,21 +283,27 @@ def build_match_report(
     src = {k: names.get(k, k) for k in sig}
     if rendered_here and "output" not in names:
         src["output"] = f"the dry at {TARGET_LUFS:g} LUFS through the preset (rendered for the report)"
-    subtitle = (f"{esc(src['dry'])} matched to {esc(src['reference'])} · preset “{esc(preset.name or '(unnamed)')}” · "
-                f"made {_dt.datetime.now().astimezone().isoformat(timespec='seconds')} by vocalfx {_version()}")
+    subtitle = (
+        f"{esc(src['dry'])} matched to {esc(src['reference'])} · preset “{esc(preset.name or '(unnamed)')}” · "
+        f"made {_dt.datetime.now().astimezone().isoformat(timespec='seconds')} by vocalfx {_version()}"
+    )
     body = [
-        "<h2>Run</h2>", _run_summary(rep),
+        "<h2>Run</h2>",
+        _run_summary(rep),
         "<h2>Listen</h2>",
         f"<p>Excerpts of {excerpt_seconds:g} s (the dry's most energetic stretch, the same stretch of the output, "
         f"and the reference's own), each brought to {TARGET_LUFS:g} LUFS so that they compare at one loudness "
         "(quieter if that would clip). The levels as produced are in the table below.</p>",
         _players(excerpts, {"output": "; rendered here from the dry at -18 LUFS" if rendered_here else ""}),
-        "<h2>Levels</h2>", _levels_table(levels, src),
-        "<h2>Figures</h2>", '<div class="grid">' + "".join(figures) + "</div>",
+        "<h2>Levels</h2>",
+        _levels_table(levels, src),
+        "<h2>Figures</h2>",
+        '<div class="grid">' + "".join(figures) + "</div>",
         "<h2>Preset</h2>",
         f"<p>Matched preset next to the starting preset ({esc(label or 'not given')}); changed values in blue. "
         "The preset expects a dry vocal at -18 LUFS.</p>",
-        preset_table(preset, start_preset, label), _all_values(preset, start_preset),
+        preset_table(preset, start_preset, label),
+        _all_values(preset, start_preset),
         "<h2>Command and settings</h2>",
         f"<pre>{esc(command or '(not recorded)')}</pre>",
     ]
@@ -359,14 +406,30 @@ def write_match_report(
     inputs = list(inputs)
     check_output_path(path, inputs)
     text, levels = build_match_report(
-        preset=preset, dry=dry, reference=reference, sample_rate=sample_rate, output=output, start_preset=start_preset,
-        start_label=start_label, history=history, report=report, command=command, settings=settings, title=title,
-        excerpt_seconds=excerpt_seconds, names=names,
+        preset=preset,
+        dry=dry,
+        reference=reference,
+        sample_rate=sample_rate,
+        output=output,
+        start_preset=start_preset,
+        start_label=start_label,
+        history=history,
+        report=report,
+        command=command,
+        settings=settings,
+        title=title,
+        excerpt_seconds=excerpt_seconds,
+        names=names,
     )
     check_no_nan(text, str(path))
     atomic_write_text(path, text, inputs=inputs)
-    return ReportInfo(path=Path(path), nbytes=len(text.encode("utf-8")), figures=text.count("<figure"),
-                      players=text.count("<audio"), levels=levels)
+    return ReportInfo(
+        path=Path(path),
+        nbytes=len(text.encode("utf-8")),
+        figures=text.count("<figure"),
+        players=text.count("<audio"),
+        levels=levels,
+    )
 
 
 def write_result_report(
@@ -386,9 +449,20 @@ def write_result_report(
     """:func:`write_match_report` for a :class:`~vocalfx.matching.MatchResult` (its preset, audio,
     history and report); ``dry`` and ``reference`` ``(channels, time)`` at ``result.sample_rate``."""
     return write_match_report(
-        path, preset=result.preset, dry=dry, reference=reference, sample_rate=result.sample_rate, output=result.audio,
-        start_preset=start_preset, start_label=start_label or (result.report.init if start_preset is not None else ""),
-        history=result.history, report=result.report, command=command, settings=settings, names=names, inputs=inputs,
+        path,
+        preset=result.preset,
+        dry=dry,
+        reference=reference,
+        sample_rate=result.sample_rate,
+        output=result.audio,
+        start_preset=start_preset,
+        start_label=start_label or (result.report.init if start_preset is not None else ""),
+        history=result.history,
+        report=result.report,
+        command=command,
+        settings=settings,
+        names=names,
+        inputs=inputs,
         excerpt_seconds=excerpt_seconds,
     )
 

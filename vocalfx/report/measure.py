@@ -145,12 +145,22 @@ def level_stats(audio: Any, sample_rate: int, name: str = "audio") -> LevelStats
         lufs = integrated_loudness(torch.from_numpy(x), int(sample_rate))
     except ValueError as e:
         raise ReportError(f"{name}: {e}") from None
-    return LevelStats(lufs=lufs, lra_lu=loudness_range_lu(x, int(sample_rate)), peak_dbfs=peak_dbfs(x),
-                      seconds=x.shape[1] / sample_rate, channels=x.shape[0])
+    return LevelStats(
+        lufs=lufs,
+        lra_lu=loudness_range_lu(x, int(sample_rate)),
+        peak_dbfs=peak_dbfs(x),
+        seconds=x.shape[1] / sample_rate,
+        channels=x.shape[0],
+    )
 
 
 def long_term_spectrum_db(
-    x: np.ndarray, sample_rate: int, *, fraction: int = 6, fmin_hz: float = 20.0, fmax_hz: float = 20000.0,
+    x: np.ndarray,
+    sample_rate: int,
+    *,
+    fraction: int = 6,
+    fmin_hz: float = 20.0,
+    fmax_hz: float = 20000.0,
     nperseg: int = 8192,
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Long-term average spectrum: Welch's power spectral density, channels averaged, smoothed to
@@ -232,5 +242,9 @@ def excerpt_flac(
     out_lufs = lufs + gain_db if math.isfinite(lufs) else -math.inf
     return Excerpt(
         data_uri="data:audio/flac;base64," + base64.b64encode(data).decode("ascii"),
-        start_s=start / sample_rate, stop_s=stop / sample_rate, gain_db=gain_db, lufs=out_lufs, nbytes=len(data),
+        start_s=start / sample_rate,
+        stop_s=stop / sample_rate,
+        gain_db=gain_db,
+        lufs=out_lufs,
+        nbytes=len(data),
     )

@@ -27,10 +27,16 @@ __all__ = [
 ]
 
 _BAND_TITLES = {
-    "peak1": "peak 1", "peak2": "peak 2", "low_shelf": "low shelf", "high_shelf": "high shelf",
-    "lowpass": "low-pass", "highpass": "high-pass",
-    "reverb_eq_peak1": "peak 1", "reverb_eq_peak2": "peak 2",
-    "reverb_eq_low_shelf": "low shelf", "reverb_eq_high_shelf": "high shelf",
+    "peak1": "peak 1",
+    "peak2": "peak 2",
+    "low_shelf": "low shelf",
+    "high_shelf": "high shelf",
+    "lowpass": "low-pass",
+    "highpass": "high-pass",
+    "reverb_eq_peak1": "peak 1",
+    "reverb_eq_peak2": "peak 2",
+    "reverb_eq_low_shelf": "low shelf",
+    "reverb_eq_high_shelf": "high shelf",
 }
 
 
@@ -61,14 +67,26 @@ def _eq(key: str, title: str, response, preset: Preset, start: Optional[Preset],
 
 def eq_figure(preset: Preset, start: Optional[Preset] = None) -> str:
     """The main EQ's magnitude response, with each band's own response thin."""
-    return _eq("eq", "EQ magnitude response", curves.eq_response_db, preset, start,
-               "Main EQ: the chain's six biquads (thin: each band; thick: the cascade), from the coefficients the chain filters with.")
+    return _eq(
+        "eq",
+        "EQ magnitude response",
+        curves.eq_response_db,
+        preset,
+        start,
+        "Main EQ: the chain's six biquads (thin: each band; thick: the cascade), from the coefficients the chain filters with.",
+    )
 
 
 def reverb_eq_figure(preset: Preset, start: Optional[Preset] = None) -> str:
     """The reverb's post-EQ magnitude response."""
-    return _eq("reverb-eq", "Reverb EQ magnitude response", curves.reverb_eq_response_db, preset, start,
-               "The EQ on the reverb's output (two peaks, two shelves); it shapes only the reverberant sound.")
+    return _eq(
+        "reverb-eq",
+        "Reverb EQ magnitude response",
+        curves.reverb_eq_response_db,
+        preset,
+        start,
+        "The EQ on the reverb's output (two peaks, two shelves); it shapes only the reverberant sound.",
+    )
 
 
 def compressor_figure(preset: Preset, start: Optional[Preset] = None) -> str:
@@ -77,7 +95,14 @@ def compressor_figure(preset: Preset, start: Optional[Preset] = None) -> str:
     fig, (ax,) = new_figure()
     ax.plot(level, level, color="#999999", linewidth=0.8, linestyle=":", label="1:1")
     if start is not None:
-        ax.plot(level, curves.compressor_curve_db(start, level), color=PALETTE[1], linestyle="--", linewidth=1.4, label="start")
+        ax.plot(
+            level,
+            curves.compressor_curve_db(start, level),
+            color=PALETTE[1],
+            linestyle="--",
+            linewidth=1.4,
+            label="start",
+        )
     ax.plot(level, curves.compressor_curve_db(preset, level), color=PALETTE[0], linewidth=2.0, label="matched")
     ph = preset.physical
     ax.axvline(ph["comp.comp_threshold_db"], color=PALETTE[0], linewidth=0.6, alpha=0.6)
@@ -86,9 +111,11 @@ def compressor_figure(preset: Preset, start: Optional[Preset] = None) -> str:
     ax.set_ylim(-110, 12)
     label(ax, "detector level in (dB, RMS)", "level out (dB)", "Compressor/expander static curve")
     legend(ax, loc="upper left")
-    cap = (f"Steady-state level in vs out (the chain's gain computer plus make-up). Compression above "
-           f"{ph['comp.comp_threshold_db']:.1f} dB at {ph['comp.comp_ratio']:.2f}:1, expansion below "
-           f"{ph['comp.exp_threshold_db']:.1f} dB (slope {1 / ph['comp.exp_ratio']:.2f}), make-up {ph['comp.makeup_db']:+.1f} dB.")
+    cap = (
+        f"Steady-state level in vs out (the chain's gain computer plus make-up). Compression above "
+        f"{ph['comp.comp_threshold_db']:.1f} dB at {ph['comp.comp_ratio']:.2f}:1, expansion below "
+        f"{ph['comp.exp_threshold_db']:.1f} dB (slope {1 / ph['comp.exp_ratio']:.2f}), make-up {ph['comp.makeup_db']:+.1f} dB."
+    )
     return figure_block(fig, "compressor", cap)
 
 
@@ -107,9 +134,11 @@ def delay_figure(preset: Preset, start: Optional[Preset] = None) -> str:
     ph = preset.physical
     label(ax, "time after the dry sound (s)", "echo level (dB re dry)", "Ping-pong delay")
     legend(ax, loc="upper right")
-    cap = (f"Echo envelope (5 ms peaks) of the chain's delay response: {ph['delay.delay_ms']:.0f} ms, feedback "
-           f"{ph['delay.feedback']:.2f}, level {20 * math.log10(max(ph['delay.gain'], 1e-12)):.1f} dB, low-pass "
-           f"{ph['delay.lowpass_freq_hz']:.0f} Hz; odd echoes at pan {ph['delay.odd_pan']:+.0f}, even at {ph['delay.even_pan']:+.0f}.")
+    cap = (
+        f"Echo envelope (5 ms peaks) of the chain's delay response: {ph['delay.delay_ms']:.0f} ms, feedback "
+        f"{ph['delay.feedback']:.2f}, level {20 * math.log10(max(ph['delay.gain'], 1e-12)):.1f} dB, low-pass "
+        f"{ph['delay.lowpass_freq_hz']:.0f} Hz; odd echoes at pan {ph['delay.odd_pan']:+.0f}, even at {ph['delay.even_pan']:+.0f}."
+    )
     return figure_block(fig, "delay", cap)
 
 
@@ -118,15 +147,33 @@ def reverb_t60_figure(preset: Preset, start: Optional[Preset] = None) -> str:
     f, t60 = curves.reverb_t60(preset)
     fig, (ax,) = new_figure()
     if start is not None:
-        ax.plot(f / 1000, curves.reverb_t60(start)[1], color=PALETTE[1], linestyle="--", linewidth=1.4, marker=".", markersize=3, label="start")
+        ax.plot(
+            f / 1000,
+            curves.reverb_t60(start)[1],
+            color=PALETTE[1],
+            linestyle="--",
+            linewidth=1.4,
+            marker=".",
+            markersize=3,
+            label="start",
+        )
     ax.plot(f / 1000, t60, color=PALETTE[0], linewidth=2.0, marker=".", markersize=4, label="matched")
     ax.set_xlim(0, f[-1] / 1000)
-    ax.set_ylim(0, max(1.0, float(np.max(t60)) * 1.15, float(np.max(curves.reverb_t60(start)[1])) * 1.15 if start is not None else 0))
+    ax.set_ylim(
+        0,
+        max(
+            1.0,
+            float(np.max(t60)) * 1.15,
+            float(np.max(curves.reverb_t60(start)[1])) * 1.15 if start is not None else 0,
+        ),
+    )
     label(ax, "frequency (kHz)", "T60 (s)", "Reverb decay time per band")
     legend(ax, loc="upper right")
     ph = preset.physical
-    cap = (f"Time for the FDN reverb to decay by 60 dB, in each of its 49 bands (median {np.median(t60):.2f} s). "
-           f"Delay-to-reverb send {ph['send.delay_to_reverb']:.3f}.")
+    cap = (
+        f"Time for the FDN reverb to decay by 60 dB, in each of its 49 bands (median {np.median(t60):.2f} s). "
+        f"Delay-to-reverb send {ph['send.delay_to_reverb']:.3f}."
+    )
     return figure_block(fig, "reverb-t60", cap)
 
 
@@ -138,7 +185,16 @@ def pan_figure(preset: Preset, start: Optional[Preset] = None) -> str:
     y = np.arange(len(names))[::-1]
     if start is not None:
         sp = curves.pan_positions(start)
-        ax.scatter([sp[n] for n in names], y, s=70, facecolors="none", edgecolors=PALETTE[1], linewidths=1.5, label="start", zorder=3)
+        ax.scatter(
+            [sp[n] for n in names],
+            y,
+            s=70,
+            facecolors="none",
+            edgecolors=PALETTE[1],
+            linewidths=1.5,
+            label="start",
+            zorder=3,
+        )
     ax.scatter([pos[n] for n in names], y, s=45, color=PALETTE[0], label="matched", zorder=4)
     ax.axvline(0, color="#999999", linewidth=0.8)
     ax.set_yticks(y)
@@ -159,7 +215,13 @@ def spectrum_figure(spectra: Mapping[str, Tuple[np.ndarray, np.ndarray]], note: 
     colours = {"dry": PALETTE[1], "output": PALETTE[0], "reference": PALETTE[2]}
     tops = []
     for i, (name, (f, db)) in enumerate(spectra.items()):
-        ax.plot(f, db, color=colours.get(name, PALETTE[(3 + i) % len(PALETTE)]), linewidth=1.8 if name == "output" else 1.3, label=name)
+        ax.plot(
+            f,
+            db,
+            color=colours.get(name, PALETTE[(3 + i) % len(PALETTE)]),
+            linewidth=1.8 if name == "output" else 1.3,
+            label=name,
+        )
         tops.append(float(np.max(db)))
     _freq_axis(ax)
     top = max(tops) if tops else 0.0
@@ -193,6 +255,9 @@ def loss_figure(history: Sequence[Mapping[str, float]], best_step: Optional[int]
             ax.axvline(best_step, color=PALETTE[5], linewidth=0.9, linestyle=":", label=f"best step {best_step}")
         legend(axes[0], loc="upper right")
     undone = len(rows) - len(pts["loss"][0])
-    cap = f"{len(rows)} steps" + (f" ({undone} non-finite steps undone, not drawn)" if undone else "") + \
-        "; the returned preset is the best step's (step 0: the start)."
+    cap = (
+        f"{len(rows)} steps"
+        + (f" ({undone} non-finite steps undone, not drawn)" if undone else "")
+        + "; the returned preset is the best step's (step 0: the start)."
+    )
     return figure_block(fig, "loss", cap)

@@ -152,9 +152,7 @@ def _resolve(name: str) -> Callable[..., Separator]:
     if factory is None:
         ep = _entry_points().get(name)
         if ep is None:
-            raise SeparationError(
-                f"unknown separator backend {name!r}; available: {', '.join(available_backends())}"
-            )
+            raise SeparationError(f"unknown separator backend {name!r}; available: {', '.join(available_backends())}")
         return ep.load()
     if isinstance(factory, str):
         module, _, attr = factory.partition(":")

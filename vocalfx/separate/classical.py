@@ -231,8 +231,14 @@ class ClassicalSeparator(Separator):
     def vocal_mask(self, X: torch.Tensor, sample_rate: int, hop: int) -> torch.Tensor:
         """The soft vocal mask for the STFT ``X (channels, freq, frames)``."""
         mask = repetition_mask(
-            X, sample_rate, hop, similar=self.similar_frames, min_separation_ms=self.min_separation_ms,
-            block_ms=self.block_ms, compression=self.compression, mask_power=self.mask_power,
+            X,
+            sample_rate,
+            hop,
+            similar=self.similar_frames,
+            min_separation_ms=self.min_separation_ms,
+            block_ms=self.block_ms,
+            compression=self.compression,
+            mask_power=self.mask_power,
             iterations=self.iterations,
         )
         if self.highpass_hz > 0:

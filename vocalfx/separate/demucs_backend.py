@@ -124,7 +124,9 @@ def _signature_file(sig: str, directory: Path) -> Optional[Path]:
     return hashed[0] if hashed else None
 
 
-def find_model_files(name: str = DEFAULT_MODEL, model_dir: Optional[os.PathLike] = None) -> Tuple[List[Path], Optional[dict]]:
+def find_model_files(
+    name: str = DEFAULT_MODEL, model_dir: Optional[os.PathLike] = None
+) -> Tuple[List[Path], Optional[dict]]:
     """The files of model ``name``: the first searched directory holding all of its signatures.
 
     Returns:
@@ -267,9 +269,13 @@ class DemucsSeparator(Separator):
         self.model_files = files
         self.sample_rate = int(self._model.samplerate)
         if "vocals" not in self._model.sources:
-            raise SeparationError(f"Demucs model {self.model_name!r} has no 'vocals' stem (stems: {self._model.sources})")
+            raise SeparationError(
+                f"Demucs model {self.model_name!r} has no 'vocals' stem (stems: {self._model.sources})"
+            )
         if int(self._model.audio_channels) != 2:
-            raise SeparationError(f"Demucs model {self.model_name!r} takes {self._model.audio_channels} channels, expected 2")
+            raise SeparationError(
+                f"Demucs model {self.model_name!r} takes {self._model.audio_channels} channels, expected 2"
+            )
 
     def describe(self) -> str:
         files = ", ".join(str(f) for f in self.model_files)
@@ -288,8 +294,14 @@ class DemucsSeparator(Separator):
         try:
             with torch.no_grad():
                 stems = apply_model(
-                    model, x[None], shifts=self.shifts, split=True, overlap=self.overlap, progress=False,
-                    device="cpu", segment=self.segment_seconds,
+                    model,
+                    x[None],
+                    shifts=self.shifts,
+                    split=True,
+                    overlap=self.overlap,
+                    progress=False,
+                    device="cpu",
+                    segment=self.segment_seconds,
                 )[0]
         finally:
             random.setstate(state)

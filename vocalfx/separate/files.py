@@ -133,11 +133,24 @@ def separate_file(
             writers = []
             try:
                 for t in tmps:
-                    writers.append(sf.SoundFile(os.fspath(t), mode="w", samplerate=info.sample_rate,
-                                                channels=info.channels, format="WAV", subtype=STEM_SUBTYPE))
+                    writers.append(
+                        sf.SoundFile(
+                            os.fspath(t),
+                            mode="w",
+                            samplerate=info.sample_rate,
+                            channels=info.channels,
+                            format="WAV",
+                            subtype=STEM_SUBTYPE,
+                        )
+                    )
                 for _, vocals, accomp in iter_separate(
-                    lambda start, stop: _read_block(src, mix, start, stop), info.frames, info.sample_rate, sep,
-                    chunk_seconds=chunk_seconds, overlap_seconds=overlap_seconds, progress=progress,
+                    lambda start, stop: _read_block(src, mix, start, stop),
+                    info.frames,
+                    info.sample_rate,
+                    sep,
+                    chunk_seconds=chunk_seconds,
+                    overlap_seconds=overlap_seconds,
+                    progress=progress,
                     desc=f"separating {Path(mix).name}",
                 ):
                     if not (torch.isfinite(vocals).all() and torch.isfinite(accomp).all()):
@@ -161,5 +174,7 @@ def _read_block(src: sf.SoundFile, mix: PathLike, start: int, stop: int) -> torc
     block = src.read(stop - start, dtype="float32", always_2d=True)
     if not np.isfinite(block).all():
         rate = src.samplerate
-        raise SeparationError(f"{mix}: contains NaN or Inf samples (between {start / rate:.2f} s and {stop / rate:.2f} s)")
+        raise SeparationError(
+            f"{mix}: contains NaN or Inf samples (between {start / rate:.2f} s and {stop / rate:.2f} s)"
+        )
     return torch.from_numpy(block.T.copy())
