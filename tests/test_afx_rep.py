@@ -1,4 +1,4 @@
-"""AFx-Rep encoder (vocalfx.embed.afx_rep): published checkpoint format, loading, errors, front end,
+"""AFx-Rep encoder (vocalfx.encoders.afx_rep): published checkpoint format, loading, errors, front end,
 shapes, resampling and gradients.
 
 The published weights (``afx-rep.ckpt``, huggingface.co/csteinmetz1/afx-rep) cannot be downloaded
@@ -22,8 +22,8 @@ import pytest
 import torch
 import torchaudio.functional as AF
 
-from vocalfx.embed import available_encoders, get_encoder
-from vocalfx.embed.afx_rep import (
+from vocalfx.encoders import available_encoders, get_encoder
+from vocalfx.encoders.afx_rep import (
     CHECKPOINT_ENV,
     WEIGHTS_URL,
     AFxRepCheckpointError,

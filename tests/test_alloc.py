@@ -31,7 +31,7 @@ def _run(probe, env_value):
 
 
 def test_import_leaves_the_allocator_alone():
-    """Regression: `import vocalfx` used to call mallopt for the whole process (issue 15)."""
+    """Regression: `import vocalfx` used to call mallopt for the whole process."""
     assert _run(IMPORT_PROBE, None) == "False"
 
 

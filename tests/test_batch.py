@@ -133,7 +133,6 @@ def test_bad_items_are_error_rows_and_a_rerun_skips_finished_items(files, tmp_pa
         settings={
             "steps": 3,
             "chunk_seconds": 1.5,
-            "seed": 0,
             "alpha": D.MATCH_ALPHA,
             "encoder": D.MATCH_ENCODER,
             "init": D.MATCH_INIT,
@@ -239,7 +238,7 @@ def test_ray_batch_killed_resumes_and_equals_the_local_engine(ray_installed, fil
     for n in a:
         assert np.abs(a[n] - mean).max() > 0.02  # the match moved well beyond the tolerance below
         # The same computation on either engine, one thread each. It is bit for bit in a clean
-        # process (scripts/bench_engines.py), but here the local run shares the pytest worker,
+        # process (benchmarks/bench_engines.py), but here the local run shares the pytest worker,
         # and rounding differences of 1e-7 grow under Adam's normalised steps. Seen: up to 3e-4,
         # against moves of about 0.1 from the start. A wrong setting moves values by 1e-2 or more.
         np.testing.assert_allclose(b[n], a[n], rtol=0, atol=2e-3)

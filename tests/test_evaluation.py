@@ -2,7 +2,7 @@
 
 Everything runs on a tiny corpus made here (two 4 s tracks cut into 1 s chunks, true presets
 from the shipped collection), so the whole file takes about a minute; the full dev-corpus run is
-in docs/evaluation.md.
+in docs/guide/evaluation.md.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch
 
 from vocalfx import params as P
 from vocalfx._data import data_path
+from vocalfx.chunks import active_mask
 from vocalfx.cli import main
 from vocalfx.evaluation import (
     EvalError,
@@ -34,7 +35,6 @@ from vocalfx.evaluation import (
     score,
 )
 from vocalfx.io import integrated_loudness, loudness_normalize
-from vocalfx.matching.chunks import active_mask
 from vocalfx.metrics import mldr, mss
 from vocalfx.preset import Preset, load_collection, save_collection
 from vocalfx.prior import GaussianPrior
@@ -350,7 +350,6 @@ def test_match_row_is_vocalfx_match_with_its_defaults(corpus_dir, corpus, tmp_pa
 
 
 def test_reference_codec_changes_only_the_reference(corpus_dir, corpus, tmp_path):
-    pytest.importorskip("pedalboard", reason="pedalboard (the test extra) encodes the MP3s")
     lossy = load_corpus(corpus_dir, reference_codec="mp3:64")
     assert lossy.protocol()["reference_codec"] == "mp3:64" and "reference_codec" not in corpus.protocol()
     a = prepare_track(corpus.tracks[0], chunk_seconds=CHUNK_S)
@@ -452,7 +451,8 @@ def test_failed_cells_are_kept_and_retried_on_request(corpus_dir, tmp_path):
 
 
 def _run_until_cells(args, out: Path, n: int, sig: int):
-    """Start `vocalfx eval ARGS` in a subprocess, send it ``sig`` once ``n`` cells exist; return its exit code, stderr."""
+    """Start `vocalfx eval ARGS` in a subprocess, send it ``sig`` once ``n`` cells exist; return its exit code,
+    stderr."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "vocalfx.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

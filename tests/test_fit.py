@@ -14,11 +14,11 @@ import soundfile as sf
 import torch
 
 from vocalfx import params as P
+from vocalfx.chunks import chunk_pair
 from vocalfx.cli import main
 from vocalfx.io import load_audio, loudness_normalize
 from vocalfx.matching import FitError, align_pair, find_lag, fit_pair, pair_loss
 from vocalfx.matching import fit as F
-from vocalfx.matching.chunks import chunk_pair
 from vocalfx.metrics import mss, pmse
 from vocalfx.preset import Preset
 from vocalfx.prior import GaussianPrior
@@ -186,10 +186,10 @@ def test_a_nan_step_is_undone_and_the_learning_rate_halved(tiny_pair, monkeypatc
     d, w = tiny_pair
     real = _poison(monkeypatch, bad_calls={2, 3})  # calls: 0 init, 1 step 0, 2 step 1, 3 step 2, ...
     res = fit_pair(d, w, steps=5, lr=0.05, lr_final_ratio=1.0, progress=False)
-    rec = res.report.recoveries
+    rec = res.stats.recoveries
     assert [r["step"] for r in rec] == [1, 2]
     assert [r["lr"] for r in rec] == [0.025, 0.0125]
-    assert res.report.final_lr == pytest.approx(0.0125)
+    assert res.stats.final_lr == pytest.approx(0.0125)
     assert math.isnan(res.history[1]["loss"]) and math.isfinite(res.history[3]["loss"])
     assert np.isfinite(res.preset.raw).all()
     # step 1 failed at the parameters step 0 produced; they are dropped and steps 2 and 3 run
@@ -221,7 +221,7 @@ def test_a_nan_gradient_is_caught(tiny_pair, monkeypatch):
     monkeypatch.setattr(torch.Tensor, "backward", backward)
     monkeypatch.setattr(torch.optim, "Adam", adam)
     res = fit_pair(d, w, steps=2, lr=0.05, lr_final_ratio=1.0, progress=False)
-    assert [(r["step"], r["reason"]) for r in res.report.recoveries] == [(0, "non-finite gradient")]
+    assert [(r["step"], r["reason"]) for r in res.stats.recoveries] == [(0, "non-finite gradient")]
     assert np.isfinite(res.preset.raw).all()
 
 
@@ -249,7 +249,7 @@ def clip(shared) -> torch.Tensor:
 def test_refit_recovers_a_medleydb_preset(shared, clip):
     """Start from the shipped prior's mean, fit 25 steps, and halve the MSS at least.
 
-    Measured (sing_01 0-4 s, MedleyDB row 9, 25 steps at a constant lr 0.1, docs/fit-pair.md):
+    Measured (sing_01 0-4 s, MedleyDB row 9, 25 steps at a constant lr 0.1, docs/guide/presets.md):
     the prior mean's MSS to the target is 0.95, the refit's 0.27 (ratio 0.28); the test takes
     about 22 s on two idle cores. The bound (ratio <= 0.5) leaves room for float differences
     across machines. Parameters are not identifiable from one 4 s clip: the PMSE to the truth
@@ -265,13 +265,13 @@ def test_refit_recovers_a_medleydb_preset(shared, clip):
     p_prior = float(pmse(prior.mean, torch.from_numpy(truth.raw)))
     print(
         f"MSS prior mean {mss_prior:.3f} -> refit {mss_fit:.3f}; PMSE prior mean {p_prior:.2f} -> refit {p_fit:.2f}; "
-        f"{res.report.seconds:.1f} s"
+        f"{res.stats.seconds:.1f} s"
     )
     assert mss_prior > 0.5
     assert mss_fit <= 0.5 * mss_prior
-    assert res.report.loss < 0.6 * res.report.initial_loss
-    assert res.report.lag_samples == 0
-    assert abs(res.report.wet_gain_db) < 0.01 and abs(res.report.dry_gain_db) < 0.01
+    assert res.stats.loss < 0.6 * res.stats.initial_loss
+    assert res.stats.lag_samples == 0
+    assert abs(res.stats.wet_gain_db) < 0.01 and abs(res.stats.dry_gain_db) < 0.01
     assert np.isfinite(res.preset.raw).all() and math.isfinite(p_fit)
     assert res.preset.extra["fit"]["input_lufs"] == -18.0
 
@@ -281,8 +281,8 @@ def test_an_already_matched_pair_stays_put(shared, clip):
     moves every raw value by ~lr and makes the loss worse, and the best-loss rule keeps step 0."""
     d18, truth, target = known_pair(clip[:, : 2 * SR], medley_truth(shared))
     res = fit_pair(d18, target, init=truth, steps=3, progress=False)
-    assert res.report.initial_loss < 1e-3
-    assert res.report.loss <= res.report.initial_loss
+    assert res.stats.initial_loss < 1e-3
+    assert res.stats.loss <= res.stats.initial_loss
     assert float(pmse(torch.from_numpy(res.preset.raw), torch.from_numpy(truth.raw))) < 1e-6
     assert mss_of(render(d18, res.preset), target) < 1e-3
 
@@ -292,8 +292,8 @@ def test_a_delayed_wet_is_aligned_before_fitting(shared, clip):
     lag = 441  # 10 ms of plug-in latency
     late = torch.nn.functional.pad(target, (lag, 0))
     res = fit_pair(d18, late, init=truth, steps=0, progress=False)
-    assert res.report.lag_samples == lag
-    assert res.report.loss < 1e-3
+    assert res.stats.lag_samples == lag
+    assert res.stats.loss < 1e-3
 
 
 # --- the command -------------------------------------------------------------------------------------

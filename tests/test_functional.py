@@ -203,9 +203,9 @@ def test_fft_convolve_equals_numpy():
 def test_fft_wrappers_equal_torch_fft_and_gradients():
     for L, n in [(10, 16), (10, 15), (7, 12)]:
         x = torch.randn(2, L, dtype=F64, requires_grad=True)
-        assert gradcheck(lambda v: rfft(v, n), (x,))
+        assert gradcheck(lambda v, n=n: rfft(v, n), (x,))
         X = torch.randn(2, n // 2 + 1, dtype=torch.complex128, requires_grad=True)
-        assert gradcheck(lambda v: irfft(v, n), (X,))
+        assert gradcheck(lambda v, n=n: irfft(v, n), (X,))
 
 
 # --- gradchecks in float64 on short signals -----------------------------------------------

@@ -9,6 +9,9 @@
 * The import graph between vocalfx modules has no cycle. Imports inside functions count (a cycle
   there is still two modules that need each other); ``if TYPE_CHECKING:`` blocks do not run and
   do not count.
+* Every module belongs to exactly one unit of the layer table ``LAYERS`` (a unit is a module, or
+  a package and everything below it), and every runtime import goes to a unit on the same or a
+  lower layer (within a unit anything goes); ``docs/design/architecture.md`` shows the same table.
 * The package root's names load on first use, and ``vocalfx.defaults`` (what ``--help`` shows)
   agrees with the library's constants.
 """
@@ -20,12 +23,42 @@ import inspect
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Set, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "vocalfx"
+ARCHITECTURE = ROOT / "docs" / "design" / "architecture.md"
+
+#: The layers, lowest first: a unit may import units of its own layer and the layers below it.
+#: The package root ``vocalfx`` imports lazily and sits outside the table.
+LAYERS: List[Tuple[str, ...]] = [
+    (
+        "vocalfx.functional",
+        "vocalfx.params",
+        "vocalfx.errors",
+        "vocalfx.defaults",
+        "vocalfx._version",
+        "vocalfx.alloc",
+        "vocalfx._data",
+        "vocalfx._util_check",
+    ),
+    (
+        "vocalfx.fx",
+        "vocalfx.prior",
+        "vocalfx.metrics",
+        "vocalfx.io",
+        "vocalfx.engine",
+        "vocalfx.chunks",
+        "vocalfx.codec",
+    ),
+    ("vocalfx.encoders", "vocalfx.separate", "vocalfx.preset"),
+    ("vocalfx.matching", "vocalfx.render"),
+    ("vocalfx.report",),
+    ("vocalfx.evaluation", "vocalfx.batch"),
+    ("vocalfx.cli",),
+]
 
 
 def _module_name(path: Path) -> str:
@@ -213,6 +246,64 @@ def find_cycle(graph: Dict[str, Set[str]], within: str) -> Optional[List[str]]:
     return None
 
 
+def _in_unit(module: str, unit: str) -> bool:
+    return module == unit or module.startswith(unit + ".")
+
+
+def _units_of(module: str, layers: Sequence[Sequence[str]]) -> List[Tuple[int, str]]:
+    """``(layer, unit)`` of every unit of ``layers`` that holds ``module``."""
+    return [(i, u) for i, units in enumerate(layers) for u in units if _in_unit(module, u)]
+
+
+def unit_violations(layers: Sequence[Sequence[str]]) -> List[str]:
+    """Modules in no unit or in several, and units that name no module."""
+    found = []
+    for module in MODULES:
+        if module == "vocalfx":
+            continue
+        units = _units_of(module, layers)
+        if len(units) != 1:
+            where = ", ".join(f"{u} (layer {i})" for i, u in units) or "no unit"
+            found.append(f"{module}: in {where}; the layer table must place it exactly once")
+    for i, units in enumerate(layers):
+        for u in units:
+            if u not in MODULES:
+                found.append(f"layer {i}: {u} is not a module or package of vocalfx")
+    return found
+
+
+def layer_violations(layers: Sequence[Sequence[str]]) -> List[str]:
+    """Runtime imports that go up the layer table (to a unit of a higher layer)."""
+    found = []
+    for module, path in MODULES.items():
+        here = _units_of(module, layers)
+        if len(here) != 1:
+            continue  # unit_violations reports it
+        (layer, unit) = here[0]
+        for node, target, _ in _imports(module, runtime_only=True):
+            there = _units_of(target, layers)
+            if len(there) == 1 and there[0][0] > layer:
+                found.append(
+                    f"{path.relative_to(ROOT)}:{node.lineno}: {unit} (layer {layer}) imports {target} "
+                    f"(layer {there[0][0]}, {there[0][1]})"
+                )
+    return found
+
+
+def documented_layers(text: str) -> List[Tuple[str, ...]]:
+    """The ``layer | modules`` table between ``<!-- layers:start -->`` and ``<!-- layers:end -->``."""
+    start, end = "<!-- layers:start -->", "<!-- layers:end -->"
+    assert start in text and end in text, f"{ARCHITECTURE.name} has no {start} ... {end} block"
+    block = text.split(start, 1)[1].split(end, 1)[0]
+    rows = [line.strip().strip("|").split("|") for line in block.strip().splitlines()]
+    assert [c.strip() for c in rows[0]] == ["layer", "modules"], rows[0]
+    layers = []
+    for n, (layer, modules) in enumerate(rows[2:]):
+        assert layer.strip() == str(n), f"layer rows must run 0, 1, ...; row {n} says {layer.strip()}"
+        layers.append(tuple(m.strip().strip("`") for m in modules.split(",")))
+    return layers
+
+
 # --- the rules -------------------------------------------------------------------------------
 
 
@@ -234,6 +325,21 @@ def test_import_graph_is_acyclic(package):
     """Within each package, then across all of vocalfx."""
     cycle = find_cycle(import_graph(), package)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_every_module_is_in_exactly_one_unit():
+    violations = unit_violations(LAYERS)
+    assert not violations, "\n".join(violations)
+
+
+def test_imports_go_down_the_layers():
+    """Imports inside functions count; ``if TYPE_CHECKING:`` blocks do not run and do not count."""
+    violations = layer_violations(LAYERS)
+    assert not violations, "imports that go up the layer table:\n" + "\n".join(violations)
+
+
+def test_architecture_page_shows_the_layer_table():
+    assert documented_layers(ARCHITECTURE.read_text()) == [tuple(units) for units in LAYERS]
 
 
 def test_root_names_load_on_first_use():
@@ -258,10 +364,11 @@ def test_cli_defaults_are_the_library_defaults():
         matching.DEFAULT_LR,
         matching.DEFAULT_ALPHA,
     )
-    params = inspect.signature(matching.match).parameters
-    assert params["alpha"].default == D.MATCH_ALPHA
-    assert (params["encoder"].default, params["init"].default) == (D.MATCH_ENCODER, D.MATCH_INIT)
-    assert params["prediction_weight"].default == D.MATCH_PREDICTION_WEIGHT
+    config = matching.MatchConfig()  # what vocalfx.match does when given no settings
+    assert (config.alpha, config.steps, config.lr) == (D.MATCH_ALPHA, D.MATCH_STEPS, D.MATCH_LR)
+    assert (config.encoder, config.init) == (D.MATCH_ENCODER, D.MATCH_INIT)
+    assert config.prediction_weight == D.MATCH_PREDICTION_WEIGHT
+    assert "config" in inspect.signature(matching.match).parameters
     assert (D.FIT_STEPS, D.FIT_LR) == (matching.FIT_DEFAULT_STEPS, matching.FIT_DEFAULT_LR)
     assert (D.CHUNK_SECONDS, D.TARGET_LUFS) == (matching.CHUNK_SECONDS, matching.TARGET_LUFS)
     from vocalfx.evaluation import DEFAULT_ALPHAS, DEFAULT_ENCODERS
@@ -308,6 +415,48 @@ def test_checker_finds_planted_violations(tmp_path, monkeypatch):
     )
     assert "vocalfx.a" not in graph["vocalfx.c"]  # TYPE_CHECKING import does not count
     assert find_cycle(graph, "vocalfx.sub") is None
+
+
+def test_layer_checker_finds_planted_violations(tmp_path, monkeypatch):
+    """An import up the table fires, also from inside a function; one under ``TYPE_CHECKING``,
+    one down the table and one within a unit do not; a module outside the table is reported."""
+    pkg = tmp_path / "vocalfx"
+    (pkg / "low").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "low" / "__init__.py").write_text("from . import inner\n")
+    (pkg / "low" / "inner.py").write_text("from .. import high\n")
+    (pkg / "low" / "lazy.py").write_text("def f():\n    from ..high import g\n    return g\n")
+    (pkg / "low" / "typed.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from vocalfx.high import g\n"
+    )
+    (pkg / "low" / "sibling.py").write_text("from . import inner, lazy\nfrom vocalfx import mid\n")
+    (pkg / "mid.py").write_text("import vocalfx.low.inner\n")
+    (pkg / "high.py").write_text("from .low import inner\nfrom . import mid\ndef g():\n    pass\n")
+    (pkg / "stray.py").write_text("")
+    modules = {_module_name_in(p, tmp_path): p for p in pkg.rglob("*.py")}
+    monkeypatch.setattr(sys.modules[__name__], "MODULES", modules)
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    layers = [("vocalfx.low",), ("vocalfx.mid",), ("vocalfx.high", "vocalfx.gone")]
+    found = layer_violations(layers)
+    assert sorted(found) == [
+        "vocalfx/low/inner.py:1: vocalfx.low (layer 0) imports vocalfx.high (layer 2, vocalfx.high)",
+        "vocalfx/low/lazy.py:2: vocalfx.low (layer 0) imports vocalfx.high (layer 2, vocalfx.high)",
+        "vocalfx/low/sibling.py:2: vocalfx.low (layer 0) imports vocalfx.mid (layer 1, vocalfx.mid)",
+    ], found
+    units = "\n".join(unit_violations(layers))
+    assert "vocalfx.stray: in no unit" in units
+    assert "layer 2: vocalfx.gone is not a module" in units
+    assert "vocalfx.low" not in units
+    twice = unit_violations([("vocalfx.low",), ("vocalfx.low.inner", "vocalfx.mid", "vocalfx.high", "vocalfx.stray")])
+    assert twice == [
+        "vocalfx.low.inner: in vocalfx.low (layer 0), vocalfx.low.inner (layer 1); "
+        "the layer table must place it exactly once"
+    ]
+    page = (
+        "x\n<!-- layers:start -->\n| layer | modules |\n|---|---|\n| 0 | `vocalfx.low` |\n"
+        "| 1 | `vocalfx.mid`, `vocalfx.high` |\n<!-- layers:end -->\n"
+    )
+    assert documented_layers(page) == [("vocalfx.low",), ("vocalfx.mid", "vocalfx.high")]
 
 
 def _module_name_in(path: Path, root: Path) -> str:

@@ -1,4 +1,4 @@
-"""Detecting a codec's band limit in the reference (vocalfx/matching/lossy.py) and its use in match."""
+"""Detecting a codec's band limit in the reference (vocalfx/codec.py) and its use in match."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vocalfx.matching.lossy import (
+from vocalfx.codec import (
     HOLE_FRACTION,
     codec_cutoff_hz,
     codec_evidence,
@@ -66,11 +66,10 @@ def test_a_band_limited_source_is_not_a_codec():
 
 
 def test_mp3_at_64_kbps_is_found():
-    pytest.importorskip("pedalboard", reason="pedalboard (the test extra) encodes the MP3")
-    from vocalfx.evaluation.codec import lossy_roundtrip
+    from vocalfx.codec import mp3_roundtrip
 
     dry, ref = voice_like(6.0, 0), voice_like(6.0, 1).expand(2, -1).contiguous()
-    got = codec_cutoff_hz(lossy_roundtrip(ref, SR, "mp3:64"), dry, SR)
+    got = codec_cutoff_hz(mp3_roundtrip(ref, SR, 64), dry, SR)
     assert got is not None and 9000.0 < got < 13000.0, got
 
 
@@ -81,38 +80,37 @@ def test_match_takes_the_codec_weights_for_a_band_limited_reference():
     dry, ref = voice_like(6.0, 0), brickwall(voice_like(6.0, 1), 11000.0).expand(2, -1).contiguous()
     kw = dict(steps=1, chunk_seconds=3.0, progress=False)
     res = vocalfx.match(dry, ref, SR, **kw)
-    assert res.report.fx_weights == "fx-codec.pt"
-    assert res.report.reference_cutoff_hz == pytest.approx(11000.0, abs=300.0)
-    assert re.search(r"band-limited at 1[01]\.\d kHz \(a lossy codec\): fx weights fx-codec.pt", res.report.summary())
+    assert res.stats.fx_weights == "fx-codec.pt"
+    assert res.stats.reference_cutoff_hz == pytest.approx(11000.0, abs=300.0)
+    assert re.search(r"band-limited at 1[01]\.\d kHz \(a lossy codec\): fx weights fx-codec.pt", res.stats.summary())
     res = vocalfx.match(dry, ref, SR, lossy_reference=False, **kw)
-    assert res.report.fx_weights == "fx-v1.pt" and res.report.reference_cutoff_hz is None
-    assert res.report.reference_hole_fraction is None  # not looked at when the caller decides
+    assert res.stats.fx_weights == "fx-v1.pt" and res.stats.reference_cutoff_hz is None
+    assert res.stats.reference_hole_fraction is None  # not looked at when the caller decides
     res = vocalfx.match(dry, voice_like(6.0, 1), SR, encoder="mfcc", **kw)
-    assert res.report.fx_weights == "fx-v1.pt"  # the predicted start still comes from fx's head
-    assert res.report.reference_cutoff_hz is None
+    assert res.stats.fx_weights == "fx-v1.pt"  # the predicted start still comes from fx's head
+    assert res.stats.reference_cutoff_hz is None
 
 
 def test_match_takes_the_codec_weights_for_a_reference_full_of_holes():
-    pytest.importorskip("pedalboard", reason="pedalboard (the test extra) encodes the MP3")
     import vocalfx
-    from vocalfx.evaluation.codec import lossy_roundtrip
+    from vocalfx.codec import mp3_roundtrip
 
     dry = brickwall(voice_like(6.0, 0), 7500.0)
     ref = torch.cat([brickwall(voice_like(6.0, 1), 7500.0), brickwall(voice_like(6.0, 2), 7500.0)])
-    coded = lossy_roundtrip(ref, SR, "mp3:64")
+    coded = mp3_roundtrip(ref, SR, 64)
     res = vocalfx.match(dry, coded, SR, steps=1, chunk_seconds=3.0, progress=False)
-    assert res.report.reference_cutoff_hz is None and res.report.reference_hole_fraction > HOLE_FRACTION
-    assert res.report.fx_weights == "fx-codec.pt" and res.report.simulated_codec.startswith("mp3:")
-    assert re.search(r"renders went through MP3 at \d+ kbps before the encoder", res.report.summary())
+    assert res.stats.reference_cutoff_hz is None and res.stats.reference_hole_fraction > HOLE_FRACTION
+    assert res.stats.fx_weights == "fx-codec.pt" and res.stats.simulated_codec.startswith("mp3:")
+    assert re.search(r"renders went through MP3 at \d+ kbps before the encoder", res.stats.summary())
     assert re.search(
-        r"quantisation holes \(\d\.\d % of bins in 2-10 kHz\): fx weights fx-codec.pt", res.report.summary()
+        r"quantisation holes \(\d\.\d % of bins in 2-10 kHz\): fx weights fx-codec.pt", res.stats.summary()
     )
     res = vocalfx.match(dry, ref, SR, steps=1, chunk_seconds=3.0, progress=False)
-    assert res.report.fx_weights == "fx-v1.pt" and res.report.reference_hole_fraction < HOLE_FRACTION
-    assert "holes" not in res.report.summary() and res.report.simulated_codec is None
+    assert res.stats.fx_weights == "fx-v1.pt" and res.stats.reference_hole_fraction < HOLE_FRACTION
+    assert "holes" not in res.stats.summary() and res.stats.simulated_codec is None
     res = vocalfx.match(dry, coded, SR, encoder="mfcc", init="mean", steps=1, chunk_seconds=3.0, progress=False)
-    assert res.report.fx_weights is None and res.report.simulated_codec is None  # only the fx encoder changes
-    assert "quantisation holes" in res.report.summary() and "no fx encoder in use" in res.report.summary()
+    assert res.stats.fx_weights is None and res.stats.simulated_codec is None  # only the fx encoder changes
+    assert "quantisation holes" in res.stats.summary() and "no fx encoder in use" in res.stats.summary()
 
 
 def test_cli_lossy_reference_flag(tmp_path, capsys):
@@ -145,14 +143,13 @@ def test_hole_fraction_of_white_noise_follows_the_exponential_law():
 
 def test_codec_holes_reveal_mp3_where_the_cutoff_is_hidden():
     """A telephone-band source through MP3 at 64 kbps: no cliff to find, but the holes give it away."""
-    pytest.importorskip("pedalboard", reason="pedalboard (the test extra) encodes the MP3")
-    from vocalfx.evaluation.codec import lossy_roundtrip
+    from vocalfx.codec import mp3_roundtrip
 
     dry = brickwall(voice_like(6.0, 0), 7500.0)
     ref = torch.cat([brickwall(voice_like(6.0, 1), 7500.0), brickwall(voice_like(6.0, 2), 7500.0)])
     lossless = codec_evidence(ref, dry, SR)
     assert lossless.cutoff_hz is None and lossless.hole_fraction < HOLE_FRACTION / 2 and not lossless.lossy
-    lossy = codec_evidence(lossy_roundtrip(ref, SR, "mp3:64"), dry, SR)
+    lossy = codec_evidence(mp3_roundtrip(ref, SR, 64), dry, SR)
     assert lossy.cutoff_hz is None and lossy.hole_fraction > HOLE_FRACTION and lossy.lossy
 
 
@@ -186,11 +183,11 @@ def test_simulated_bit_rate_is_the_one_that_made_the_holes():
 @needs_mp3
 def test_codec_in_the_objective_is_straight_through():
     """The value is the codec's, the gradient the identity's."""
-    from vocalfx.matching.ito import _through_codec
+    from vocalfx.matching.core import _through_codec
 
     x = torch.cat([voice_like(3.0, 1), voice_like(3.0, 2)]).reshape(2, 2, -1).permute(1, 0, 2).contiguous()
     x.requires_grad_(True)
-    y = _through_codec(x, SR, 64)
+    y = _through_codec(x, 64)
     stream = x.detach().permute(1, 0, 2).reshape(2, -1)  # coded end to end, as one stream
     expected = mp3_roundtrip(stream, SR, 64).reshape(2, 2, -1).permute(1, 0, 2)
     torch.testing.assert_close(y.detach(), expected, atol=1e-6, rtol=0)
@@ -198,4 +195,4 @@ def test_codec_in_the_objective_is_straight_through():
     (y * w).sum().backward()
     torch.testing.assert_close(x.grad, w)
     silent = torch.zeros(1, 2, SR)
-    assert _through_codec(silent, SR, 64) is silent
+    assert _through_codec(silent, 64) is silent

@@ -1,7 +1,7 @@
 """vocalfx.match (MAP inference-time optimisation): objective, chunking, the non-finite guard,
 bad inputs, determinism, and the `vocalfx match` command. Runs use 2 s chunks and a few steps so
-the file stays fast; the dev-corpus quality figures come from `vocalfx eval` (docs/evaluation.md)
-and scripts/measure_match.py (docs/match.md)."""
+the file stays fast; the dev-corpus quality figures come from `vocalfx eval` (docs/guide/evaluation.md)
+and scripts/measure_match.py at commit 5d849a6 (docs/guide/matching.md)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import torch
 import vocalfx
 from vocalfx import params as P
 from vocalfx.cli import main
-from vocalfx.embed import MFCCEncoder, StereoEncoder, register_encoder
+from vocalfx.encoders import MFCCEncoder, StereoEncoder, register_encoder
 from vocalfx.matching import MatchError, active_chunks, ito_nll, match
 from vocalfx.preset import Preset
 from vocalfx.prior import GaussianPrior
@@ -113,9 +113,9 @@ def test_active_chunks_errors():
 # --- matching -----------------------------------------------------------------------------------
 def test_match_moves_towards_the_reference_and_is_deterministic():
     dry, ref = vocal_like(4.0), bright_reference()
-    kw = dict(encoder="mfcc", alpha=0.0, steps=25, chunk_seconds=CHUNK, progress=False, seed=3)
+    kw = dict(encoder="mfcc", alpha=0.0, steps=25, chunk_seconds=CHUNK, progress=False)
     res = match(dry, ref, SR, **kw)
-    r = res.report
+    r = res.stats
     assert res.audio.shape == (2, dry.shape[-1]) and torch.isfinite(res.audio).all()
     assert np.isfinite(res.preset.raw).all()
     assert len(res.history) == 25 and r.n_ref_chunks == 2 and r.n_dry_chunks == 2
@@ -178,7 +178,7 @@ def test_whitened_space_moves_towards_the_reference():
     res = match(
         dry, ref, SR, encoder="mfcc", alpha=0.0, steps=20, chunk_seconds=CHUNK, progress=False, space="whitened"
     )
-    r = res.report
+    r = res.stats
     assert r.space == "whitened" and "whitened space" in r.summary()
     assert np.isfinite(res.preset.raw).all() and torch.isfinite(res.audio).all()
     assert r.loss < r.initial_loss - 0.05, r.summary()
@@ -229,7 +229,7 @@ def test_nonfinite_steps_are_undone_and_reported():
     # call 1: reference, call 2: initial loss, calls 3..: one per step
     _NaNAfter.bad_calls = {5, 6}
     res = match(dry, ref, SR, encoder="test-nan", steps=6, chunk_seconds=CHUNK, progress=False)
-    assert [r["step"] for r in res.report.recoveries] == [2, 3]
+    assert [r["step"] for r in res.stats.recoveries] == [2, 3]
     assert math.isnan(res.history[2]["loss"]) and math.isfinite(res.history[4]["loss"])
     assert np.isfinite(res.preset.raw).all() and torch.isfinite(res.audio).all()
     _NaNAfter.bad_calls = set(range(3, 100))
@@ -287,14 +287,14 @@ def test_cli_match_writes_audio_preset_and_report(tmp_path, capsys):
     assert np.isfinite(preset.raw).all() and preset.extra["match"]["encoder"] == "fx"
     assert preset.extra["match"]["init"] == "predicted (fx)"
     rep = json.loads((tmp_path / "report.json").read_text())
-    assert len(rep["history"]) == 3 and rep["report"]["steps"] == 3
+    assert len(rep["history"]) == 3 and rep["stats"]["steps"] == 3
     assert (sha(tmp_path / "dry.wav"), sha(tmp_path / "ref.wav")) == before
-    # same seed, same inputs -> the same preset
+    # the same inputs -> the same preset
     assert main(["match", *args[:3], str(tmp_path / "out2.wav"), *args[4:-2]]) == 0
     assert np.array_equal(Preset.from_json(tmp_path / "out2.preset.json").raw, preset.raw)
     # --space reaches match and its report
     assert main(["match", *args[:3], str(tmp_path / "out3.wav"), *args[4:], "--space", "whitened"]) == 0
-    assert json.loads((tmp_path / "report.json").read_text())["report"]["space"] == "whitened"
+    assert json.loads((tmp_path / "report.json").read_text())["stats"]["space"] == "whitened"
 
 
 def test_cli_match_errors_are_one_line(tmp_path, capsys):
@@ -360,7 +360,7 @@ def test_cli_match_with_an_afx_rep_checkpoint(tmp_path, capsys, monkeypatch):
     ]
     assert main(["match", *common, "-o", str(tmp_path / "a.wav"), "--afx-rep", str(ckpt)]) == 0
     rep = json.loads((tmp_path / "r.json").read_text())
-    assert rep["report"]["encoder"] == "afx-rep" and all(math.isfinite(h["loss"]) for h in rep["history"])
+    assert rep["stats"]["encoder"] == "afx-rep" and all(math.isfinite(h["loss"]) for h in rep["history"])
     monkeypatch.setenv("VOCALFX_AFX_REP", str(ckpt))
     assert main(["match", *common[:-1], str(tmp_path / "r2.json"), "-o", str(tmp_path / "b.wav")]) == 0
     assert (
@@ -376,13 +376,13 @@ def test_cli_match_with_an_afx_rep_checkpoint(tmp_path, capsys, monkeypatch):
 
 # --- the fx encoder's predicted start ---------------------------------------------------------------
 def test_match_from_the_predicted_preset():
-    from vocalfx.embed import get_encoder
+    from vocalfx.encoders import get_encoder
     from vocalfx.matching.start import predicted_start
 
     dry, ref = vocal_like(4.0), bright_reference()
     kw = dict(encoder="mfcc", init="predicted", steps=0, chunk_seconds=CHUNK, progress=False, level="preset")
     res = match(dry, ref, SR, **kw)
-    assert res.report.init == "predicted (fx)" and res.report.best_step == 0
+    assert res.stats.init == "predicted (fx)" and res.stats.best_step == 0
     # what match started from is the head's prediction on its own chunks (reference at -18 LUFS)
     enc = get_encoder("fx")
     r, _ = vocalfx.io.loudness_normalize(ref, SR, -18.0)
@@ -395,13 +395,13 @@ def test_match_from_the_predicted_preset():
     assert np.abs(expected - mean).max() > 0.05  # not the mean
     # prediction_weight keeps that fraction of the prediction's distance from the prior mean
     res = match(dry, ref, SR, prediction_weight=0.5, **kw)
-    assert res.report.init == "predicted (fx), weight 0.5 from the prior mean"
+    assert res.stats.init == "predicted (fx), weight 0.5 from the prior mean"
     np.testing.assert_allclose(res.preset.raw, mean + 0.5 * (expected - mean), rtol=1e-7, atol=1e-6)  # float32 preset
     with pytest.raises(MatchError, match="prediction_weight"):
         match(dry, ref, SR, prediction_weight=1.5, **kw)
     # with encoder="fx" the same encoder also scores the match; a few steps lower the loss
     res = match(dry, ref, SR, encoder="fx", init="predicted", steps=3, chunk_seconds=CHUNK, progress=False)
-    assert res.report.init.startswith("predicted (fx)") and res.report.loss <= res.report.initial_loss
+    assert res.stats.init.startswith("predicted (fx)") and res.stats.loss <= res.stats.initial_loss
     assert np.isfinite(res.preset.raw).all() and torch.isfinite(res.audio).all()
     with pytest.raises(ValueError, match="MFCCEncoder has no preset head"):
         predicted_start(torch.zeros(1, 2, SR), torch.zeros(1, 1, SR), MFCCEncoder())

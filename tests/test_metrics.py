@@ -34,10 +34,10 @@ SHORT_MS, LONG_MS = (50.0, 100.0), (1000.0, 2000.0)
 def oracle_terms(sample_rate, short_ms, long_ms):
     """(short coef, long coef, shift) per pair, from the SPEC's formulas."""
     out = []
-    for s, l in zip(short_ms, long_ms):
+    for s, lng in zip(short_ms, long_ms):
         cs = 1.0 - np.exp(-2200.0 / (s * sample_rate))
-        cl = 1.0 - np.exp(-2200.0 / (l * sample_rate))
-        out.append((cs, cl, int(np.floor(sample_rate * (l - s) * 0.0005))))
+        cl = 1.0 - np.exp(-2200.0 / (lng * sample_rate))
+        out.append((cs, cl, int(np.floor(sample_rate * (lng - s) * 0.0005))))
     return out
 
 
@@ -142,7 +142,8 @@ GOLDEN_F32_COEFS = {
 
 def test_mldr_with_reference_float32_coefficients_is_exact(golden_pairs):
     terms = [
-        (GOLDEN_F32_COEFS[s], GOLDEN_F32_COEFS[l], ldr_alignment_shift(s, l, SR)) for s, l in zip(SHORT_MS, LONG_MS)
+        (GOLDEN_F32_COEFS[s], GOLDEN_F32_COEFS[lng], ldr_alignment_shift(s, lng, SR))
+        for s, lng in zip(SHORT_MS, LONG_MS)
     ]
     for meta, pred, target in golden_pairs[:3]:
         for key, mid_side in (("mldr_lr", False), ("mldr_ms", True)):

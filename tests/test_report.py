@@ -358,7 +358,7 @@ def test_cli_match_report_html_and_json(files, capsys):
     assert "start (predicted (fx))" in visible and "--chunk-seconds 2.0" in visible and str(files["ref"]) in visible
     assert main([*base, "--report", str(d / "m.json")]) == 0  # .json keeps the numbers-and-history report
     doc = json.loads((d / "m.json").read_text())
-    assert len(doc["history"]) == 2 and doc["report"]["steps"] == 2
+    assert len(doc["history"]) == 2 and doc["stats"]["steps"] == 2
     code = main([*base, "--report", str(d / "m.txt")])
     assert code == 1 and "--report must end in .html/.htm" in capsys.readouterr().err
     assert not (d / "m.txt").exists()
@@ -483,7 +483,10 @@ def _chromium() -> str:
         None,
     )
     if exe is None:
-        msg = "no headless Chromium (Debian: apt-get install chromium, or set VOCALFX_CHROMIUM); skipping the browser test"
+        msg = (
+            "no headless Chromium (Debian: apt-get install chromium, or set VOCALFX_CHROMIUM); "
+            "skipping the browser test"
+        )
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(msg.replace("skipping", "CI must run"))
         pytest.skip(msg)

@@ -42,11 +42,11 @@ def test_only_eq_leaves_every_other_value_at_the_start(pair):
     dry, ref = pair
     res = match(dry, ref, SR, groups="eq", steps=4, chunk_seconds=CHUNK, progress=False)
     start = res.start  # the default start: the fx head's predicted preset
-    assert res.report.init.startswith("predicted (fx)")
+    assert res.stats.init.startswith("predicted (fx)")
     eq = group_mask(["eq"])
     assert np.array_equal(res.preset.raw[~eq], start[~eq])  # bit for bit
     assert np.abs(res.preset.raw[eq] - start[eq]).max() > 1e-3  # the EQ moved
-    assert res.report.level == "preset" and res.report.groups == ["eq"]  # no make-up gain without dynamics
+    assert res.stats.level == "preset" and res.stats.groups == ["eq"]  # no make-up gain without dynamics
     with pytest.raises(MatchError, match="add 'dynamics'"):
         match(dry, ref, SR, groups="eq", level="reference", steps=1, chunk_seconds=CHUNK, progress=False)
 
@@ -76,20 +76,20 @@ def test_level_follows_the_reference_and_the_preset_reproduces_it(pair):
     ref_lufs = integrated_loudness(ref, SR)
     assert ref_lufs < -25  # far from the -18 LUFS the preset renders at
     res = match(dry, ref, SR, steps=2, chunk_seconds=CHUNK, progress=False)
-    assert res.report.level == "reference"
+    assert res.stats.level == "reference"
     assert abs(integrated_loudness(res.audio, SR) - ref_lufs) < 0.5
-    assert abs(res.report.output_lufs - ref_lufs) < 0.5
+    assert abs(res.stats.output_lufs - ref_lufs) < 0.5
     # the level lives in the preset: rendering the saved preset (on the dry at -18 LUFS, as
     # match renders it) gives the written output
     assert torch.allclose(render(loudness_normalize(dry, SR, -18.0)[0], res.preset), res.audio, atol=1e-6)
     preset_level = match(dry, ref, SR, steps=2, chunk_seconds=CHUNK, progress=False, level="preset")
     gain = res.preset.raw[P.INDEX[LEVEL_PARAM]] - preset_level.preset.raw[P.INDEX[LEVEL_PARAM]]
-    assert gain == pytest.approx(res.report.level_gain_db) and gain < -5
+    assert gain == pytest.approx(res.stats.level_gain_db) and gain < -5
     other = np.ones(P.NUM_PARAMS, bool)
     other[P.INDEX[LEVEL_PARAM]] = False
     assert np.array_equal(res.preset.raw[other], preset_level.preset.raw[other])
     fixed = match(dry, ref, SR, steps=2, chunk_seconds=CHUNK, progress=False, level=-14.0)
-    assert abs(integrated_loudness(fixed.audio, SR) - (-14.0)) < 0.1 and fixed.report.level == "-14 LUFS"
+    assert abs(integrated_loudness(fixed.audio, SR) - (-14.0)) < 0.1 and fixed.stats.level == "-14 LUFS"
     with pytest.raises(MatchError, match="level"):
         match(dry, ref, SR, steps=1, chunk_seconds=CHUNK, progress=False, level="loud")
 

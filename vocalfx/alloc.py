@@ -5,7 +5,7 @@ MB (spectra of 10-60 s signals). glibc serves such blocks with ``mmap`` and retu
 ``munmap`` once freed (above a threshold it raises dynamically, but only after the first large
 free), and trims the heap top whenever more than a few MB are free. Every fresh block then costs
 a page fault per 4 kB page on first touch: on a 2-core machine that was 15-30 % of a 10 s render
-(``docs/chain.md``, measured with ``scripts/bench_chain.py`` and ``VOCALFX_KEEP_HEAP=0``).
+(``docs/design/chain.md``, measured with ``benchmarks/bench_chain.py`` and ``VOCALFX_KEEP_HEAP=0``).
 
 :func:`keep_freed_memory` sets ``M_MMAP_THRESHOLD`` to 16 MB (larger blocks still use ``mmap``)
 and ``M_TRIM_THRESHOLD`` to 1 GB, so freed blocks up to 16 MB are reused without page faults.

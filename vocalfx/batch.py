@@ -54,7 +54,6 @@ ITEM_OPTIONS: Dict[str, Callable[[str], Any]] = {
     "alpha": float,
     "steps": int,
     "lr": float,
-    "seed": int,
     "space": str,
     "init": str,
     "chunk_seconds": float,
@@ -220,7 +219,7 @@ def run_item(job: Dict[str, Any]) -> Dict[str, Any]:
             status="ok",
             output=audio.name,
             preset=preset.name,
-            report=res.report.to_dict(),
+            stats=res.stats.to_dict(),
             history_loss=[h["loss"] for h in res.history],
         )
     except Exception as e:  # noqa: BLE001 - one item's failure, whatever it is, must not stop the batch
@@ -312,34 +311,7 @@ def match_batch(
     if meta is None or meta.get("format") != BATCH_FORMAT:
         raise BatchError(f"{meta_path}: not a vocalfx batch file; choose an empty or new output folder")
 
-    pending, skipped = [], 0
-    for it in items:
-        key = {
-            "name": it.name,
-            "dry": _file_key(it.dry),
-            "reference": _file_key(it.reference),
-            "settings": _settings(settings, it),
-        }
-        rec = _read(out / "items" / f"{it.name}.json")
-        if rec is not None and rec.get("format") == ITEM_FORMAT:
-            if _norm({k: rec.get(k) for k in key}) != _norm(key):
-                raise BatchError(
-                    f"{out / 'items' / (it.name + '.json')} was made from other inputs or settings "
-                    f"({ {k: rec.get(k) for k in ('dry', 'reference', 'settings')} }); use another output folder, "
-                    "or delete that item's files to recompute it"
-                )
-            if rec.get("status") == "ok" or not retry_failed:
-                skipped += 1
-                continue
-        pending.append(
-            {
-                "item": {"name": it.name, "dry": it.dry, "reference": it.reference},
-                "settings": key["settings"],
-                "out": str(out),
-                "key": key,
-            }
-        )
-
+    pending, skipped = _plan(items, settings, out, retry_failed)
     record = {
         "command": command,
         "started": _now(),
@@ -388,6 +360,36 @@ def match_batch(
     )
 
 
+def _plan(items: Sequence[BatchItem], settings: Optional[Dict[str, Any]], out: Path, retry_failed: bool):
+    """``(pending jobs, items skipped)``: an item with a finished record of the same inputs and settings is skipped.
+
+    Raises:
+        BatchError: an item's record was made from other inputs or settings.
+    """
+    pending, skipped = [], 0
+    for it in items:
+        key = {
+            "name": it.name,
+            "dry": _file_key(it.dry),
+            "reference": _file_key(it.reference),
+            "settings": _settings(settings, it),
+        }
+        rec = _read(out / "items" / f"{it.name}.json")
+        if rec is not None and rec.get("format") == ITEM_FORMAT:
+            if _norm({k: rec.get(k) for k in key}) != _norm(key):
+                raise BatchError(
+                    f"{out / 'items' / (it.name + '.json')} was made from other inputs or settings "
+                    f"({ {k: rec.get(k) for k in ('dry', 'reference', 'settings')} }); use another output folder, "
+                    "or delete that item's files to recompute it"
+                )
+            if rec.get("status") == "ok" or not retry_failed:
+                skipped += 1
+                continue
+        item = {"name": it.name, "dry": it.dry, "reference": it.reference}
+        pending.append({"item": item, "settings": key["settings"], "out": str(out), "key": key})
+    return pending, skipped
+
+
 SUMMARY_COLUMNS = (
     "name",
     "status",
@@ -414,7 +416,7 @@ def _write_summary(out: Path, items: Sequence[BatchItem]):
     errors = []
     for it in items:
         rec = _read(out / "items" / f"{it.name}.json") or {"status": "pending"}
-        rep = rec.get("report") or {}
+        rep = rec.get("stats") or {}
         row = {
             "name": it.name,
             "dry": it.dry,

@@ -32,28 +32,30 @@ __all__ = [
 ]
 
 #: ``match``: the encoder of the likelihood and the starting point. The fx encoder from its own
-#: predicted preset, 40 steps at lr 0.1, output at the reference's loudness, scores MSS L/R 0.703
-#: and MLDR L/R 0.896 on the 16 dev tracks, against 0.776 and 0.898 for MFCC from the prior mean
-#: (100 steps at 0.05), in 40 % of the steps (docs/fx-encoder.md, "The default").
+#: predicted preset, 40 steps at lr 0.1, output at the reference's loudness, scores MSS L/R 0.709
+#: and MLDR L/R 0.886 on the 16 dev tracks, against 0.776 and 0.896 for MFCC from the prior mean
+#: at alpha 0.1 (100 steps at 0.05). These settings were chosen by scoring those same tracks, so
+#: the figures are optimistic (docs/results.md, "The full dev table").
 MATCH_ENCODER: str = "fx"
 MATCH_INIT: str = "predicted"
 #: ``match``: how much of the fx head's prediction the start keeps, from the prior mean (0) to the
 #: prediction (1): ``start = mean + w (prediction - mean)``. Halfway scores better on the 16 dev
 #: tracks (MSS L/R 0.694 / PMSE 7.92 against 0.708 / 8.16) but worse on the out-of-family check
-#: (MSS L/R 1.110 against 1.060), so the default keeps the whole prediction (docs/fx-encoder.md,
-#: session 11).
+#: (MSS L/R 1.110 against 1.060), so the default keeps the whole prediction (CHANGELOG.md,
+#: 2026-12-05; data at commit 5d849a6).
 MATCH_PREDICTION_WEIGHT: float = 1.0
 #: ``match``: Adam steps and initial learning rate (cosine-decayed to a tenth). From the
-#: prediction, 40 steps at 0.1 match 100 steps at 0.05 (MSS L/R 0.703 vs 0.706 on the dev tracks).
+#: prediction, 40 steps at 0.1 match 100 steps at 0.05 (MSS L/R 0.703 vs 0.706 on the dev tracks,
+#: CHANGELOG.md, 2026-12-02).
 MATCH_STEPS: int = 40
 MATCH_LR: float = 0.1
 #: ``match``: prior weight. 0.1 beats DiffVox's 1 on the 16 dev tracks on MSS L/R, MLDR L/R and
-#: PMSE (0.776 / 0.896 / 8.09 against 0.801 / 1.052 / 8.13; docs/evaluation.md).
+#: PMSE (0.776 / 0.896 / 8.09 against 0.801 / 1.052 / 8.13; docs/guide/evaluation.md).
 MATCH_ALPHA: float = 0.1
 #: ``vocalfx match --separate``: prior weight when the reference is a vocal isolated from a mix.
 #: Its accompaniment residue pulls a weakly regularised match off: on the 12 s sing_01 mix of
 #: tests/test_separate.py, alpha 0.1 ends further from the truth than the prior mean (MSS 0.845 vs
-#: 0.837) while alpha 1 improves on it (0.815); docs/separate.md's margins were measured at 1.
+#: 0.837) while alpha 1 improves on it (0.815); docs/guide/separation.md's margins were measured at 1.
 SEPARATED_ALPHA: float = 1.0
 #: ``vocalfx match --separate``: the rest of the configuration measured there (the MFCC match from
 #: the prior mean, 100 steps at 0.05). The fx default follows the residue further: on that mix it
@@ -72,7 +74,7 @@ FIT_LR: float = 0.1
 EVAL_ENCODERS: Tuple[str, ...] = ("mfcc", "mir")
 EVAL_ALPHAS: Tuple[float, ...] = (0.0, 0.01, 0.1, 1.0)
 #: ``vocalfx eval``: the ``ito`` families' Adam steps and learning rate (the published tables in
-#: docs/evaluation.md were made with them; ``--ito-steps``/``--ito-lr`` change them). The ``match``
+#: docs/guide/evaluation.md were made with them; ``--ito-steps``/``--ito-lr`` change them). The ``match``
 #: row uses ``vocalfx.match``'s own defaults instead.
 EVAL_ITO_STEPS: int = 100
 EVAL_ITO_LR: float = 0.05

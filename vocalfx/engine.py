@@ -14,7 +14,7 @@ tasks in progress, whichever engine ran them.
 - ``ray``: one Ray task per task, each asking for ``threads`` CPUs. Without ``ray_address`` a
   local Ray instance with ``jobs * threads`` CPUs is started for the call and shut down after it;
   with ``ray_address`` (``"auto"`` or ``HOST:PORT``) the tasks go to that cluster, whose nodes need
-  vocalfx installed and the input and output folders at the same paths (``docs/batch.md``).
+  vocalfx installed and the input and output folders at the same paths (``docs/guide/batch.md``).
   Ray is an optional extra: ``pip install 'vocalfx[ray]'``.
 """
 

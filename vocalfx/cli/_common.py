@@ -156,7 +156,7 @@ def write_match_report_file(
 
     if report_format(a.report) == "json":
         doc = {
-            "report": res.report.to_dict(),
+            "stats": res.stats.to_dict(),
             "history": res.history,
             "separation_backend": separated_with,
             "dry": str(a.dry),
@@ -177,9 +177,9 @@ def write_match_report_file(
         dry=load_audio(a.dry, sample_rate=res.sample_rate),
         reference=reference,
         start_preset=(
-            Preset(res.start, name=res.report.init)
+            Preset(res.start, name=res.stats.init)
             if res.start is not None
-            else match_start_preset(start, prior, name=res.report.init)
+            else match_start_preset(start, prior, name=res.stats.init)
         ),
         command=command_line(a, ("dry", "reference")),
         settings=settings_of(a),

@@ -19,13 +19,14 @@ def add_engine_arguments(add: Callable[..., object], unit: str) -> None:
         default="local",
         choices=ENGINES,
         help=f"where {unit} run: local (this process, or --jobs worker processes; default) or ray "
-        "(one Ray task each; pip install 'vocalfx[ray]'; docs/batch.md)",
+        "(one Ray task each; pip install 'vocalfx[ray]'; docs/guide/batch.md)",
     )
     add(
         "--ray-address",
         default=None,
         metavar="ADDR",
-        help="with --engine ray: a running cluster ('auto' or HOST:PORT); default: start a local Ray instance with --jobs CPUs",
+        help="with --engine ray: a running cluster ('auto' or HOST:PORT); "
+        "default: start a local Ray instance with --jobs CPUs",
     )
     add(
         "--jobs",

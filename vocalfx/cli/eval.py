@@ -20,7 +20,7 @@ def _csv_list(text: str) -> List[str]:
 
 
 def run(a: argparse.Namespace) -> int:
-    from ..embed.afx_rep import CHECKPOINT_ENV
+    from ..encoders.afx_rep import CHECKPOINT_ENV
     from ..evaluation import MethodOptions, evaluate, load_corpus, load_plugin, parse_alpha, parse_methods
 
     for p in a.plugin:
@@ -42,7 +42,6 @@ def run(a: argparse.Namespace) -> int:
         ito_lr=a.ito_lr,
         ito_space=a.ito_space,
         ito_level=a.ito_level,
-        seed=a.seed,
         encoder_options={"afx-rep": {"checkpoint": a.afx_rep}} if a.afx_rep else {},
     )
     methods = parse_methods(a.methods, options)
@@ -106,7 +105,6 @@ def _command(a: argparse.Namespace) -> str:
         ("--ito-lr", a.ito_lr, None),
         ("--ito-space", a.ito_space, None),
         ("--ito-level", a.ito_level, None),
-        ("--seed", a.seed, 0),
         ("--afx-rep", a.afx_rep, None),
         ("--jobs", a.jobs, 1),
         ("--threads", a.threads, None),
@@ -132,7 +130,7 @@ def register(sub: Subparsers) -> None:
             "from them; the whole dry track rendered with it is compared with the whole wet track. Every finished "
             "track x method cell is saved at once: run the same command again to continue after an interruption. "
             "Method specs: oracle, mean, nn-param, nn-emb[:ENCODER], ito[:ENCODER[:ALPHA]], all. "
-            "Corpus format and method details: docs/evaluation.md."
+            "Corpus format and method details: docs/guide/evaluation.md."
         ),
     )
     add = p.add_argument
@@ -142,7 +140,8 @@ def register(sub: Subparsers) -> None:
     add(
         "--encoders",
         default=",".join(EVAL_ENCODERS),
-        help=f"encoders that nn-emb, ito and all expand to (default: {','.join(EVAL_ENCODERS)}; afx-rep needs --afx-rep)",
+        help=f"encoders that nn-emb, ito and all expand to (default: {','.join(EVAL_ENCODERS)}; "
+        "afx-rep needs --afx-rep)",
     )
     add(
         "--alphas",
@@ -172,7 +171,8 @@ def register(sub: Subparsers) -> None:
         "--reference-codec",
         default=None,
         metavar="mp3:KBPS",
-        help="put the reference chunks through MP3 at KBPS and back (needs pedalboard); the input and the scoring wet stay lossless",
+        help="put the reference chunks through MP3 at KBPS (64-320) and back (LAME in libsndfile); "
+        "the input and the scoring wet stay lossless",
     )
     add("--ito-steps", type=int, default=None, help="Adam steps per ITO run (default: vocalfx.match's)")
     add("--ito-lr", type=float, default=None, help="ITO learning rate (default: vocalfx.match's)")
@@ -186,10 +186,9 @@ def register(sub: Subparsers) -> None:
         "--ito-level",
         default=None,
         choices=("preset", "reference"),
-        help="output level of ito/ito-pred/ito-nn/pred: the preset's (default, DiffVox's protocol) or the reference's loudness, "
-        "as vocalfx match writes it (rows end in +level)",
+        help="output level of ito/ito-pred/ito-nn/pred: the preset's (default, DiffVox's protocol) "
+        "or the reference's loudness, as vocalfx match writes it (rows end in +level)",
     )
-    add("--seed", type=int, default=0, help="seed of stochastic methods (default: 0)")
     add("--afx-rep", default=None, metavar="CKPT", help="AFx-Rep checkpoint file, for --encoders afx-rep")
     add_engine_arguments(add, "tracks (cells on Ray)")
     add("--retry-failed", action="store_true", help="recompute cells that finished with an error")

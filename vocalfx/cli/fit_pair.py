@@ -47,7 +47,7 @@ def run(a: argparse.Namespace) -> int:
         f"vocalfx fit-pair {Path(a.dry).name} -> {Path(a.wet).name} (dry at -18 LUFS in, wet at -18 LUFS out)"
     )
     res.preset.to_json(out, inputs=inputs)
-    print(res.report.summary())
+    print(res.stats.summary())
     print(f"wrote {out} (apply it to a dry vocal normalised to -18 LUFS)")
     return 0
 
@@ -57,11 +57,11 @@ def register(sub: Subparsers) -> None:
         "fit-pair",
         help="fit a preset to a dry/wet vocal pair (as DiffVox built its preset collections)",
         description="Fit the 130 chain parameters so that the chain's render of DRY matches WET: align the "
-        "pair by cross-correlation (GCC-PHAT), normalise both to -18 LUFS, cut 12 s chunks (5 s warm-up), and run Adam on "
-        "1.0 MSS(L/R) + 0.5 MSS(M/S) + 0.5 MLDR(L/R) + 0.25 MLDR(M/S), keeping the lowest-loss parameters. "
-        "Starts from the shipped prior's mean; one randomly drawn chunk per step. The preset expects a dry "
+        "pair by cross-correlation (GCC-PHAT), normalise both to -18 LUFS, cut 12 s chunks (5 s warm-up), "
+        "and run Adam on 1.0 MSS(L/R) + 0.5 MSS(M/S) + 0.5 MLDR(L/R) + 0.25 MLDR(M/S), keeping the lowest-loss "
+        "parameters. Starts from the shipped prior's mean; one randomly drawn chunk per step. The preset expects a dry "
         "input at -18 LUFS. Cost on two idle CPU cores: about 1.6 s per step, so about 3 minutes for the "
-        "default steps on a 30 s pair (docs/fit-pair.md).",
+        "default steps on a 30 s pair (docs/guide/presets.md).",
     )
     f.add_argument("dry", help="dry vocal (averaged to mono, resampled to 44.1 kHz)")
     f.add_argument("wet", help="processed vocal, stereo (resampled to 44.1 kHz)")

@@ -23,15 +23,16 @@ from ._common import (
 __all__ = ["register", "run"]
 
 
-def run(a: argparse.Namespace) -> int:
-    import torch
+def _check_arguments(a: argparse.Namespace) -> tuple:
+    """Everything that can be refused before audio is read: ``(out, preset_out, inputs)``.
 
-    from ..io import audio_info, check_output_path, load_audio, save_audio
-    from ..matching import match
-    from ..params import SAMPLE_RATE
+    Unset ``--encoder/--init/--alpha/--steps/--lr`` take the match defaults, or with
+    ``--separate`` the separated-reference defaults (a separated vocal keeps some accompaniment,
+    docs/guide/separation.md).
+    """
+    from ..io import check_output_path
+    from ..matching import MatchError, check_steering
 
-    if a.threads:
-        torch.set_num_threads(a.threads)
     out = Path(a.output)
     preset_out = Path(a.preset_out) if a.preset_out else out.with_name(out.stem + ".preset.json")
     inputs = [Path(a.dry), Path(a.reference)] + existing_files(a.init, a.prior, a.afx_rep)
@@ -43,111 +44,92 @@ def run(a: argparse.Namespace) -> int:
     if a.report:
         report_format(a.report)
     check_at_least("--steps", a.steps, 0)
-    for key in (
-        "encoder",
-        "init",
-        "alpha",
-        "steps",
-        "lr",
-    ):  # a separated vocal keeps some accompaniment (docs/separate.md)
-        setattr(
-            a,
-            key,
-            getattr(D, ("SEPARATED_" if a.separate else "MATCH_") + key.upper())
-            if getattr(a, key) is None
-            else getattr(a, key),
-        )
+    for key in ("encoder", "init", "alpha", "steps", "lr"):
+        if getattr(a, key) is None:
+            setattr(a, key, getattr(D, ("SEPARATED_" if a.separate else "MATCH_") + key.upper()))
     if "afx-rep" not in a.encoder.split("+") and a.afx_rep:
         raise CLIError("--afx-rep is only used with --encoder afx-rep")
     if a.model_dir and not a.separate:
         raise CLIError("--model-dir is only used with --separate")
-    from ..matching import MatchError, check_steering
-
-    for flag, args in (
-        ("--only", (a.only, 1.0, None)),
-        ("--strength", (None, a.strength, None)),
-        ("--level", (a.only, 1.0, a.level)),
-    ):
+    steering = (("--only", (a.only, 1.0, None)), ("--strength", (None, a.strength, None)))
+    for flag, args in steering + (("--level", (a.only, 1.0, a.level)),):
         try:  # now, not after the separation
             check_steering(*args)
         except MatchError as e:
             raise CLIError(f"{flag}: {e}") from None
+    return out, preset_out, inputs
 
-    notes = conversion_notes(a.dry, audio_info(a.dry), SAMPLE_RATE)
-    notes += conversion_notes(a.reference, audio_info(a.reference), SAMPLE_RATE)
+
+def _reference(a: argparse.Namespace, notes: list):
+    """The reference as the match takes it (its vocal isolated with ``--separate``), and the separator used."""
+    import torch
+
+    from ..io import load_audio
+    from ..params import SAMPLE_RATE
+
     reference = load_audio(a.reference, sample_rate=SAMPLE_RATE, mono=False)
     if reference.shape[0] > 2:
         raise CLIError(f"{a.reference}: {reference.shape[0]} channels; the reference must be mono or stereo")
-    separated_with = None
-    if a.separate:
-        from ..separate import ModelNotFoundError, get_separator, separate
+    if not a.separate:
+        return reference, None
+    from ..separate import ModelNotFoundError, get_separator, separate
 
-        try:
-            sep = get_separator(a.backend, **({"model_dir": a.model_dir} if a.model_dir else {}))
-        except ModelNotFoundError as e:
-            raise CLIError(f"{e}{MODEL_DIR_HINT}") from None
-        vocals, _ = separate(reference, SAMPLE_RATE, backend=sep, progress=not a.quiet)
-        separated_with = sep.describe()
-        if not torch.isfinite(vocals).all() or float(vocals.abs().amax()) == 0.0:
-            raise CLIError(f"{a.reference}: separation ({a.backend}) returned no usable vocal")
-        reference = vocals
-        notes.append(f"{a.reference}: vocal isolated with {separated_with}")
+    try:
+        sep = get_separator(a.backend, **({"model_dir": a.model_dir} if a.model_dir else {}))
+    except ModelNotFoundError as e:
+        raise CLIError(f"{e}{MODEL_DIR_HINT}") from None
+    vocals, _ = separate(reference, SAMPLE_RATE, backend=sep, progress=not a.quiet)
+    if not torch.isfinite(vocals).all() or float(vocals.abs().amax()) == 0.0:
+        raise CLIError(f"{a.reference}: separation ({a.backend}) returned no usable vocal")
+    notes.append(f"{a.reference}: vocal isolated with {sep.describe()}")
+    return vocals, sep.describe()
+
+
+def run(a: argparse.Namespace) -> int:
+    import torch
+
+    from ..io import audio_info, save_audio
+    from ..matching import match
+    from ..params import SAMPLE_RATE
+
+    if a.threads:
+        torch.set_num_threads(a.threads)  # this process is the command's own
+    out, preset_out, inputs = _check_arguments(a)
+    notes = conversion_notes(a.dry, audio_info(a.dry), SAMPLE_RATE)
+    notes += conversion_notes(a.reference, audio_info(a.reference), SAMPLE_RATE)
+    reference, separated_with = _reference(a, notes)
     print_notes(notes)
-
     prior = None
     if a.prior:
         from ..prior import GaussianPrior
 
         prior = GaussianPrior.default() if a.prior == "default" else GaussianPrior.load(a.prior)
     init = a.init if a.init in (None, "mean", "predicted") else resolve_preset(a.init)
-    options = {"checkpoint": a.afx_rep} if "afx-rep" in a.encoder.split("+") and a.afx_rep else None
+    options = {"checkpoint": a.afx_rep} if "afx-rep" in a.encoder.split("+") and a.afx_rep else {}
     res = match(
-        a.dry,
-        reference,
-        SAMPLE_RATE,
-        encoder=a.encoder,
-        alpha=a.alpha,
-        steps=a.steps,
-        seed=a.seed,
-        lr=a.lr,
-        space=a.space,
-        prior=prior,
-        init=init,
-        chunk_seconds=a.chunk_seconds,
-        normalize_reference=not a.keep_reference_level,
-        encoder_options=options,
-        progress=not a.quiet,
-        name=a.name or out.stem,
-        groups=a.only,
-        strength=a.strength,
-        level=a.level,
-        lossy_reference={"auto": None, "yes": True, "no": False}[a.lossy_reference],
-    )
+        a.dry, reference, SAMPLE_RATE, prior=prior, normalize_reference=not a.keep_reference_level,
+        progress=not a.quiet, name=a.name or out.stem, encoder=a.encoder, alpha=a.alpha, steps=a.steps, lr=a.lr,
+        space=a.space, init=init, chunk_seconds=a.chunk_seconds, encoder_options=options, groups=a.only,
+        strength=a.strength, level=a.level, lossy_reference={"auto": None, "yes": True, "no": False}[a.lossy_reference],
+    )  # fmt: skip
+    separated = f", vocal separated with {separated_with}" if separated_with else ""
     res.preset.source = (
-        f"vocalfx match {Path(a.dry).name} -> {Path(a.reference).name} ({a.encoder}, alpha {a.alpha:g}"
-        + (f", vocal separated with {separated_with}" if separated_with else "")
-        + "; dry at -18 LUFS in)"
+        f"vocalfx match {Path(a.dry).name} -> {Path(a.reference).name} ({a.encoder}, alpha {a.alpha:g}{separated}"
+        "; dry at -18 LUFS in)"
     )
     if separated_with:
         res.preset.extra.setdefault("match", {})["separation_backend"] = separated_with
     save_audio(out, res.audio, res.sample_rate, inputs=inputs)
     res.preset.to_json(preset_out, inputs=inputs)
     report = a.report and write_match_report_file(
-        a,
-        res,
-        reference=reference,
-        start=init,
-        prior=prior,
-        separated_with=separated_with,
-        output=out,
-        preset_out=preset_out,
-        inputs=inputs,
-    )
-    print(res.report.summary())
+        a, res, reference=reference, start=init, prior=prior, separated_with=separated_with, output=out,
+        preset_out=preset_out, inputs=inputs,
+    )  # fmt: skip
+    print(res.stats.summary())
     if separated_with:
         print(f"reference vocal isolated with {separated_with}")
     print(f"wrote {out} (stereo, {res.sample_rate} Hz) and {preset_out}" + (f"; report {report}" if report else ""))
-    if res.report.output_peak_dbfs > 0:
+    if res.stats.output_peak_dbfs > 0:
         print("note: the output peaks above 0 dBFS; it is stored as float, nothing was clipped", file=sys.stderr)
     return 0
 
@@ -160,9 +142,9 @@ def register(sub: Subparsers) -> None:
         "vocal and the preset. Both are normalised to -18 LUFS and cut into 11 s chunks; Adam minimises the "
         "angular distance between audio-encoder embeddings of the rendered dry chunks and the reference chunks "
         "(mid and side), minus alpha times the log-density of the preset under a Gaussian prior (MAP), starting "
-        "from the preset the fx encoder predicts. The output is the whole dry vocal at -18 LUFS through the preset (stereo, "
-        "44.1 kHz; not normalised or clipped). With --separate, REFERENCE may be a full song: its vocal is "
-        "isolated first. See docs/match.md.",
+        "from the preset the fx encoder predicts. The output is the whole dry vocal at -18 LUFS through the preset "
+        "(stereo, 44.1 kHz; not normalised or clipped). With --separate, REFERENCE may be a full song: its vocal is "
+        "isolated first. See docs/guide/matching.md.",
     )
     add = m.add_argument
     add("dry", help="dry vocal (mono; a file whose channels are identical counts as mono; resampled to 44.1 kHz)")
@@ -175,16 +157,21 @@ def register(sub: Subparsers) -> None:
         "--report",
         default=None,
         metavar="FILE",
-        help="also write a report: FILE.html a self-contained page (preset, EQ/dynamics/space figures, spectra, levels, "
-        "loss curve, audio players; docs/report.md), FILE.json the run's numbers and loss history",
+        help="also write a report: FILE.html a self-contained page (preset, EQ/dynamics/space figures, spectra, "
+        "levels, loss curve, audio players; docs/guide/matching.md), FILE.json the run's numbers and loss history",
     )
     add(
         "--encoder",
         default=None,
-        help=f"embedding: fx (trained here, shipped), mfcc, mir, afx-rep (needs --afx-rep or VOCALFX_AFX_REP), or several joined by + (fx+mfcc: one likelihood each) (default: {D.MATCH_ENCODER}; {D.SEPARATED_ENCODER} with --separate)",
+        help="embedding: fx (trained here, shipped), mfcc, mir, afx-rep (needs --afx-rep or VOCALFX_AFX_REP), "
+        "or several joined by + (fx+mfcc: one likelihood each) "
+        f"(default: {D.MATCH_ENCODER}; {D.SEPARATED_ENCODER} with --separate)",
     )
     add(
-        "--afx-rep", default=None, metavar="PATH", help="AFx-Rep checkpoint file (docs/afx-rep.md says where to get it)"
+        "--afx-rep",
+        default=None,
+        metavar="PATH",
+        help="AFx-Rep checkpoint file (docs/guide/encoders.md says where to get it)",
     )
     add(
         "--alpha",
@@ -202,20 +189,22 @@ def register(sub: Subparsers) -> None:
         "--lr",
         type=float,
         default=None,
-        help=f"initial learning rate, cosine-decayed to a tenth (default: {D.MATCH_LR:g}; {D.SEPARATED_LR:g} with --separate)",
+        help="initial learning rate, cosine-decayed to a tenth "
+        f"(default: {D.MATCH_LR:g}; {D.SEPARATED_LR:g} with --separate)",
     )
     add(
         "--space",
         default="raw",
         choices=("raw", "whitened"),
-        help="where Adam steps: raw values (default, as DiffVox) or the prior's whitened coordinates, lr in prior standard deviations (docs/match.md)",
+        help="where Adam steps: raw values (default, as DiffVox) or the prior's whitened coordinates, "
+        "lr in prior standard deviations (docs/guide/matching.md)",
     )
-    add("--seed", type=int, default=0, help="seed; the same seed and inputs give the same result (default: 0)")
     add("--prior", default=None, help="prior .npz (from `vocalfx prior fit`) or 'default' (the shipped prior)")
     add(
         "--init",
         default=None,
-        help=f"start: 'predicted' (the fx head's guess), 'mean' (the prior mean), a preset file or shipped name (default: {D.MATCH_INIT}; {D.SEPARATED_INIT} with --separate)",
+        help="start: 'predicted' (the fx head's guess), 'mean' (the prior mean), a preset file or shipped name "
+        f"(default: {D.MATCH_INIT}; {D.SEPARATED_INIT} with --separate)",
     )
     add(
         "--chunk-seconds", type=float, default=D.CHUNK_SECONDS, help=f"chunk length in s (default: {D.CHUNK_SECONDS:g})"
@@ -229,7 +218,8 @@ def register(sub: Subparsers) -> None:
         "--lossy-reference",
         default="auto",
         choices=("auto", "yes", "no"),
-        help="reference is MP3/AAC: yes = the fx encoder's codec-robust weights, no = its plain ones, auto = from a codec cut-off or quantisation holes (docs/match.md)",
+        help="reference is MP3/AAC: yes = the fx encoder's codec-robust weights, no = its plain ones, "
+        "auto = from a codec cut-off or quantisation holes (docs/guide/matching.md)",
     )
     add(
         "--only",
@@ -255,7 +245,7 @@ def register(sub: Subparsers) -> None:
     add(
         "--model-dir",
         default=None,
-        help="with --separate --backend demucs: directory with the Demucs model files (docs/separate.md)",
+        help="with --separate --backend demucs: directory with the Demucs model files (docs/guide/separation.md)",
     )
     add("--name", default=None, help="name stored in the preset (default: OUTPUT's stem)")
     add("--threads", type=int, default=0, help="torch threads (default: torch's choice)")

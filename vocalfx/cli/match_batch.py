@@ -35,7 +35,6 @@ def run(a: argparse.Namespace) -> int:
         "alpha": a.alpha,
         "steps": a.steps,
         "lr": a.lr,
-        "seed": a.seed,
         "init": a.init,
         "chunk_seconds": a.chunk_seconds,
         "level": a.level,
@@ -77,10 +76,10 @@ def register(sub: Subparsers) -> None:
         help="match many dry vocals: a pairs list (CSV) or a folder of takes to one reference; resumable",
         description="Run `vocalfx match` on every item of SOURCE and write OUT/items/NAME.wav, NAME.preset.json and "
         "NAME.json (the report, or the item's one-line error) plus OUT/summary.csv. SOURCE is a CSV with columns "
-        "dry, reference and optionally name and per-item settings (encoder, alpha, steps, lr, seed, init, "
+        "dry, reference and optionally name and per-item settings (encoder, alpha, steps, lr, init, "
         "chunk_seconds, level, groups, strength), or a folder whose audio files all match --reference. Running "
         "the same command again skips finished items; other settings in the same OUT are refused. A bad item "
-        "does not stop the others; the exit code is 1 if any failed. See docs/batch.md.",
+        "does not stop the others; the exit code is 1 if any failed. See docs/guide/batch.md.",
     )
     add = m.add_argument
     add("source", help="pairs list (.csv) or a folder of dry vocals")
@@ -94,7 +93,6 @@ def register(sub: Subparsers) -> None:
     add("--alpha", type=float, default=MATCH_ALPHA, help=f"prior weight (default: {MATCH_ALPHA:g})")
     add("--steps", type=int, default=None, help=f"Adam steps (default: {MATCH_STEPS})")
     add("--lr", type=float, default=None, help=f"initial learning rate (default: {MATCH_LR})")
-    add("--seed", type=int, default=0, help="seed (default: 0)")
     add(
         "--init",
         default=MATCH_INIT,

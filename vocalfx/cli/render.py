@@ -66,7 +66,8 @@ def _blended(preset: "Preset", a: argparse.Namespace) -> "Preset":
         start = preset.extra.get("match", {}).get("start_raw") if isinstance(preset.extra, dict) else None
         if start is None:
             raise CLIError(
-                f"{a.preset}: no starting preset recorded (not written by `vocalfx match`); name one with --base PRESET or --base mean"
+                f"{a.preset}: no starting preset recorded (not written by `vocalfx match`); "
+                "name one with --base PRESET or --base mean"
             )
         base, label = start, "the match's start"
     try:

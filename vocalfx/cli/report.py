@@ -22,9 +22,9 @@ def _read_match_json(path: Optional[str]) -> Tuple[List[Dict[str, Any]], Dict[st
         raise CLIError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise CLIError(f"{path}: not a readable JSON file ({e})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("history"), list) or not isinstance(doc.get("report"), dict):
-        raise CLIError(f'{path}: not a `vocalfx match --report` JSON file (no "history" list and "report" object)')
-    return doc["history"], doc["report"]
+    if not isinstance(doc, dict) or not isinstance(doc.get("history"), list) or not isinstance(doc.get("stats"), dict):
+        raise CLIError(f'{path}: not a `vocalfx match --report` JSON file (no "history" list and "stats" object)')
+    return doc["history"], doc["stats"]
 
 
 def _start(spec: Optional[str], recorded: str, start_raw: Any = None) -> Tuple[Any, str, List[str]]:
@@ -70,10 +70,10 @@ def run(a: argparse.Namespace) -> int:
     if a.excerpt_seconds <= 0:
         raise CLIError(f"--excerpt-seconds must be > 0, got {a.excerpt_seconds}")
     preset = resolve_preset(a.preset)
-    history, report = _read_match_json(a.match_json)
-    report = report or dict(preset.extra.get("match") or {})
+    history, stats = _read_match_json(a.match_json)
+    stats = stats or dict(preset.extra.get("match") or {})
     start, label, notes = _start(
-        a.start, str(report.get("init", "")), (preset.extra.get("match") or {}).get("start_raw")
+        a.start, str(stats.get("init", "")), (preset.extra.get("match") or {}).get("start_raw")
     )
     dry = load_audio(a.dry, sample_rate=SAMPLE_RATE)
     reference = load_audio(a.reference, sample_rate=SAMPLE_RATE, mono=False)
@@ -99,7 +99,7 @@ def run(a: argparse.Namespace) -> int:
         start_preset=start,
         start_label=label,
         history=history,
-        report=report,
+        stats=stats,
         command=command_line(a, ("preset",)),
         settings={"preset source": preset.source, **settings_of(a)},
         excerpt_seconds=a.excerpt_seconds,
@@ -117,7 +117,7 @@ def register(sub: Subparsers) -> None:
         description="Write one self-contained HTML page about a matched preset: its parameters in units next to "
         "the starting preset, the EQ and reverb-EQ responses, the compressor/expander curve, delay, reverb and "
         "panning, long-term spectra and loudness of the dry, output and reference, the loss curve (with "
-        "--match-json) and audio players for excerpts of each. See docs/report.md.",
+        "--match-json) and audio players for excerpts of each. See docs/guide/matching.md.",
     )
     add = r.add_argument
     add("preset", help="the matched preset (JSON written by `vocalfx match`, or a shipped preset name)")

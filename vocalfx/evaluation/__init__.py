@@ -8,7 +8,7 @@
 - :func:`evaluate` runs them, one resumable result cell per track x method, optionally in worker
   processes; :func:`score` is the scoring step (render the whole dry with the prediction, compare
   with the whole wet: MSS and MLDR on L/R and M/S, PMSE).
-- ``vocalfx eval`` is the command line (:mod:`vocalfx.cli.eval`); ``docs/evaluation.md`` has the
+- ``vocalfx eval`` is the command line (:mod:`vocalfx.cli.eval`); ``docs/guide/evaluation.md`` has the
   dev-corpus table.
 
 Example:
@@ -20,12 +20,9 @@ Example:
     >>> print(res.table)                                                    # doctest: +SKIP
 """
 
+# ruff: noqa: I001 (the method modules are imported in the order ``all`` lists them)
 # Layers, each importing only those above it: corpus (tracks, protocol) -> registry (the Method
-# interface; it imports no method) -> context -> the method modules -> cells/report -> runner.
-# The built-in methods register themselves when imported, in this order (the order of ``all``).
-from .baselines import NearestParameters, Oracle, PriorMean  # noqa: E402
-from .cells import METRICS  # noqa: E402
-from .context import EvalContext
+# interface; it imports no method) -> context -> the method modules -> cells/tables -> runner.
 from .corpus import (
     Corpus,
     EvalError,
@@ -37,10 +34,6 @@ from .corpus import (
     prepare_track,
     render_vector,
 )
-from .ito import InferenceTimeOptimisation  # noqa: E402
-from .ito_nn import ITOFromNearest  # noqa: E402
-from .nn_embed import NearestEmbedding  # noqa: E402
-from .predicted import ITOFromPrediction, PredictedPreset  # noqa: E402
 from .registry import (
     DEFAULT_ALPHAS,
     DEFAULT_ENCODERS,
@@ -55,6 +48,16 @@ from .registry import (
     parse_methods,
     register_method,
 )
+from .context import EvalContext
+
+# The built-in methods register themselves when imported, in this order (the order of ``all``).
+from .baselines import NearestParameters, Oracle, PriorMean  # noqa: E402
+from .nn_embed import NearestEmbedding  # noqa: E402
+from .ito import InferenceTimeOptimisation  # noqa: E402
+from .ito_nn import ITOFromNearest  # noqa: E402
+from .predicted import ITOFromPrediction, PredictedPreset  # noqa: E402
+
+from .cells import METRICS  # noqa: E402
 from .runner import EvalResult, evaluate, score  # noqa: E402
 
 __all__ = [

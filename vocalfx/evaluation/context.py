@@ -38,7 +38,6 @@ class MethodOptions:
             own level, DiffVox's protocol) or ``"reference"`` (the make-up gain set so that the
             output's loudness follows the reference's, as ``vocalfx match`` writes it; rows end
             in ``+level``).
-        seed: seed for stochastic methods.
         encoder_options: per-encoder constructor keywords, e.g.
             ``{"afx-rep": {"checkpoint": "afx-rep.ckpt"}}``.
     """
@@ -51,7 +50,6 @@ class MethodOptions:
     ito_lr: Optional[float] = None
     ito_space: Optional[str] = None
     ito_level: Optional[str] = None
-    seed: int = 0
     encoder_options: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
@@ -146,7 +144,7 @@ class EvalContext:
     def encoder(self, name: str) -> torch.nn.Module:
         """The encoder ``name`` at 44.1 kHz (built once per process)."""
         if name not in self._encoders:
-            from ..embed import get_encoder
+            from ..encoders import get_encoder
             from ..errors import VocalfxError
 
             try:

@@ -25,8 +25,9 @@ preset, PMSE and the methods that need the true preset (oracle, nn-param) are no
 loudness-normalised to ``lufs``; the wet track is the dry (at that level) rendered with the true
 preset, not renormalised; both are cut into ``chunk_seconds`` chunks (the remainder is dropped);
 chunks whose wet signal is inactive (median of the 50 ms running peak of the channel mean at or
-below -60 dBFS, DiffVox's rule, :func:`vocalfx.matching.chunks.active_mask`) are dropped; of the remaining chunks, the wet ones at even
-positions are the *reference* and the dry ones at odd positions the *input*.
+below -60 dBFS, DiffVox's rule, :func:`vocalfx.chunks.active_mask`) are dropped; of the remaining
+chunks, the wet ones at even positions are the *reference* and the dry ones at odd positions the
+*input*.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from ..chunks import CHUNK_SECONDS, TARGET_LUFS, active_mask, cut_chunks
 from ..errors import VocalfxError
-from ..matching.chunks import CHUNK_SECONDS, TARGET_LUFS, active_mask, cut_chunks
 from ..params import NUM_PARAMS, SAMPLE_RATE
 from ..preset import Preset, PresetError, import_diffvox_collection, load_collection
 
@@ -109,7 +110,7 @@ class Corpus:
         presets_source: where the integer presets came from (path), or ``""``.
         description: the protocol's free-text description, if any.
         reference_codec: ``"mp3:KBPS"``: the reference chunks go through that codec and back
-            (:mod:`vocalfx.evaluation.codec`); ``None``: lossless.
+            (:func:`vocalfx.codec.mp3_chunks`, LAME in libsndfile); ``None``: lossless.
     """
 
     root: Path
@@ -125,6 +126,7 @@ class Corpus:
         out = {"chunk_seconds": float(self.chunk_seconds), "lufs": float(self.lufs), "sample_rate": SAMPLE_RATE}
         if self.reference_codec:  # absent in runs made before the option existed
             out["reference_codec"] = self.reference_codec
+            out["reference_coder"] = "libsndfile"  # runs that coded with pedalboard's LAME are not resumed
         return out
 
 
@@ -244,7 +246,7 @@ def load_corpus(
         if missing:
             raise EvalError(f"{root}: no track named {', '.join(map(repr, missing))} (tracks: {', '.join(by_name)})")
         specs = [by_name[n] for n in tracks]
-    from .codec import parse_codec
+    from ..codec import parse_codec
 
     try:
         codec = parse_codec(reference_codec)
@@ -290,6 +292,23 @@ def _track_preset(t: Dict[str, Any], root: Path, collection, collection_path: st
 
 
 @dataclass
+class MatchingChunks:
+    """A track's chunks as a matching method is given them (:meth:`TrackData.matching_chunks`).
+
+    Attributes:
+        input: ``(n_in, 1, chunk)`` at -18 LUFS together; ``reference``: ``(n_ref, 2, chunk)``.
+        input_gain_db, reference_gain_db: the gains applied to them (dB).
+        reference_lufs: the reference chunks' loudness as the track holds them (LUFS).
+    """
+
+    input: torch.Tensor
+    reference: torch.Tensor
+    input_gain_db: float
+    reference_gain_db: float
+    reference_lufs: float
+
+
+@dataclass
 class TrackData:
     """A track prepared for the protocol (all audio float32 at 44.1 kHz, on the CPU).
 
@@ -319,6 +338,37 @@ class TrackData:
     n_active: int
     sample_rate: int = SAMPLE_RATE
     notes: List[str] = field(default_factory=list)
+
+    def matching_chunks(self, *, normalize_reference: bool = False) -> "MatchingChunks":
+        """The chunks a matching method is given, at the levels the match compares them at.
+
+        The input chunks, taken together, are brought to -18 LUFS with one gain: they are cut
+        from the -18 LUFS dry, but the odd chunks alone are a little louder or quieter than the
+        whole track (the gain is recorded). The reference chunks keep the level the true preset
+        gives a -18 LUFS input unless ``normalize_reference`` (then, together, to -18 LUFS, as
+        :func:`vocalfx.match` treats a reference by default).
+
+        Raises:
+            EvalError: silent chunks (no loudness to measure).
+        """
+        from ..chunks import join_chunks, split_chunks
+        from ..io import integrated_loudness, loudness_normalize
+
+        dry, ref = join_chunks(self.input), join_chunks(self.reference)
+        try:
+            dry, dry_gain_db = loudness_normalize(dry, self.sample_rate, TARGET_LUFS)
+            ref_lufs = integrated_loudness(ref, self.sample_rate)
+            if not math.isfinite(ref_lufs):
+                raise ValueError("silent (no 400 ms block above the -70 LUFS gate)")
+            ref_gain_db = 0.0
+            if normalize_reference:
+                ref, ref_gain_db = loudness_normalize(ref, self.sample_rate, TARGET_LUFS)
+        except ValueError as e:
+            raise EvalError(f"{self.name}: input or reference chunks: {e}") from None
+        return MatchingChunks(
+            split_chunks(dry, self.input.shape[0]), split_chunks(ref, self.reference.shape[0]), dry_gain_db,
+            ref_gain_db, ref_lufs,
+        )  # fmt: skip
 
     def info(self) -> Dict[str, Any]:
         """Per-track facts stored with every result cell."""
@@ -350,7 +400,7 @@ def prepare_track(
     """Load a track and apply the protocol (module docstring): dry at ``lufs``, wet, chunks.
 
     With ``reference_codec`` (e.g. ``"mp3:64"``) the reference chunks, laid end to end, go
-    through that codec and back (:func:`vocalfx.evaluation.codec.lossy_roundtrip`); the input
+    through that codec and back (:func:`vocalfx.codec.mp3_chunks`); the input
     and the wet track that scores a method stay lossless.
 
     Raises:
@@ -401,14 +451,12 @@ def prepare_track(
     reference = wet_chunks[active][0::2].contiguous()
     inp = dry_chunks[active][1::2].contiguous()
     if reference_codec:
-        from .codec import lossy_roundtrip
+        from ..codec import mp3_chunks, parse_codec
 
-        n_ref = reference.shape[0]
         try:
-            lossy = lossy_roundtrip(reference.permute(1, 0, 2).reshape(2, -1), SAMPLE_RATE, reference_codec)
+            reference = mp3_chunks(reference, SAMPLE_RATE, parse_codec(reference_codec)[1])
         except ValueError as e:
             raise EvalError(f"{spec.name}: reference codec: {e}") from None
-        reference = lossy.reshape(2, n_ref, chunk).permute(1, 0, 2).contiguous()
         notes.append(f"reference chunks through {reference_codec} and back")
     return TrackData(
         name=spec.name,

@@ -1,27 +1,23 @@
-"""Inference-time optimisation (ITO) as an evaluation method: :func:`vocalfx.match` per encoder and alpha.
+"""Inference-time optimisation (ITO) as an evaluation method: the matching core per encoder and alpha.
 
-The input chunks (dry, odd positions) and the reference chunks (wet, even positions) are each
-laid end to end and handed to :func:`vocalfx.match` with the protocol's chunk length, so ``match``
-cuts them back into the same chunks. The reference is not renormalised
-(``normalize_reference=False``): the wet tracks keep the level the true preset gives a -18 LUFS
-input, and the preset found should reproduce it. ``match`` normalises the input to -18 LUFS
-itself; the input chunks are already cut from the -18 LUFS dry, so this changes their level only
-by the difference between the chunks' loudness and the whole track's (recorded as
-``dry_gain_db`` in the cell's ``info``). By default the output level is the preset's (``level="preset"``):
-the protocol scores the preset the method predicts, as DiffVox does. With
-``MethodOptions.ito_level="reference"`` (``vocalfx eval --ito-level reference``, rows ending in
-``+level``) ``match`` sets the make-up gain as ``vocalfx match`` does by default: the render of
-the input chunks gets the reference chunks' integrated loudness.
+Each cell runs :func:`vocalfx.matching.match_chunks` on the protocol's chunks as they are
+(:meth:`vocalfx.evaluation.corpus.TrackData.matching_chunks`): the input chunks (dry, odd
+positions), brought together to -18 LUFS with one gain (recorded as ``dry_gain_db`` in the
+cell's ``info``), and the reference chunks (wet, even positions) at the level the true preset
+gives a -18 LUFS input, so that the preset found should reproduce it. By default the output
+level is the preset's (``level="preset"``): the protocol scores the preset the method predicts,
+as DiffVox does. With ``MethodOptions.ito_level="reference"`` (``vocalfx eval --ito-level
+reference``, rows ending in ``+level``) the make-up gain is set as ``vocalfx match`` sets it by
+default: the render of the input chunks gets the reference chunks' integrated loudness.
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence
 
-import numpy as np
-
+from ..chunks import join_chunks
 from ..defaults import EVAL_ITO_LR, EVAL_ITO_STEPS
-from ..matching import MatchError, match
+from ..matching import MatchConfig, MatchError, match_chunks, render_at_level
 from .context import EvalContext
 from .corpus import EvalError, TrackData
 from .registry import (
@@ -43,7 +39,7 @@ class InferenceTimeOptimisation(Method):
     """MAP inference-time optimisation with one encoder and one prior weight ``alpha``.
 
     Spec: ``ito`` (every run encoder x alpha), ``ito:ENCODER`` (every alpha) or
-    ``ito:ENCODER:ALPHA``. Steps, learning rate and seed come from :class:`MethodOptions`.
+    ``ito:ENCODER:ALPHA``. Steps and learning rate come from :class:`MethodOptions`.
     """
 
     def __init__(
@@ -52,7 +48,6 @@ class InferenceTimeOptimisation(Method):
         alpha: float,
         steps: Optional[int] = None,
         lr: Optional[float] = None,
-        seed: int = 0,
         space: Optional[str] = None,
         level: Optional[str] = None,
     ) -> None:
@@ -62,7 +57,6 @@ class InferenceTimeOptimisation(Method):
         self.alpha = float(alpha)
         self.steps = steps
         self.lr = lr
-        self.seed = int(seed)
         self.space = space
         self.level = None if level == "preset" else level
 
@@ -78,7 +72,6 @@ class InferenceTimeOptimisation(Method):
                 a,
                 steps=options.ito_steps,
                 lr=options.ito_lr,
-                seed=options.seed,
                 space=options.ito_space,
                 level=options.ito_level,
             )
@@ -112,7 +105,6 @@ class InferenceTimeOptimisation(Method):
             "alpha": self.alpha,
             "steps": steps,
             "lr": lr,
-            "seed": self.seed,
             "prior": context.prior_id(),
         }
         if space != "raw":  # cells computed before the option existed stepped in raw space
@@ -124,36 +116,38 @@ class InferenceTimeOptimisation(Method):
     def predict(self, track: TrackData, context: EvalContext) -> Prediction:
         return self.match_from(track, context)
 
-    def match_from(self, track: TrackData, context: EvalContext, init: Optional[np.ndarray] = None) -> Prediction:
-        """Run :func:`vocalfx.match` on the track's chunks from ``init`` (``None``: the prior mean)."""
+    def match_from(self, track: TrackData, context: EvalContext, init: Any = None) -> Prediction:
+        """The matching core on the track's chunks from ``init`` (``None``: the prior mean)."""
         steps, lr, space = self._settings()
-        n_in, _, length = track.input.shape
-        dry = track.input.permute(1, 0, 2).reshape(1, n_in * length)
-        n_ref = track.reference.shape[0]
-        reference = track.reference.permute(1, 0, 2).reshape(2, n_ref * length)
-        try:
-            res = match(
-                dry,
-                reference,
-                track.sample_rate,
-                encoder=self.encoder,
-                alpha=self.alpha,
-                steps=steps,
-                lr=lr,
-                space=space,
-                seed=self.seed,
-                prior=context.prior(),
-                init="mean" if init is None else init,
-                chunk_seconds=track.chunk_seconds,
-                normalize_reference=False,
-                encoder_options=context.encoder_options(self.encoder) or None,
-                progress=False,
-                name=f"{track.name}-{self.name}",
-                level=self.level or "preset",
-                prediction_weight=1.0,  # ito-pred starts from the prediction itself (the match row follows the default)
-            )
-        except MatchError as e:
-            raise EvalError(f"{track.name}: {self.name}: {e}") from None
-        report = res.report.to_dict()
-        report["recoveries"] = len(report.get("recoveries") or [])
-        return Prediction(res.preset.vector, report)
+        config = MatchConfig(
+            encoder=self.encoder, encoder_options=context.encoder_options(self.encoder), alpha=self.alpha,
+            steps=steps, lr=lr, space=space, init="mean" if init is None else init, chunk_seconds=track.chunk_seconds,
+            level=self.level or "preset", prediction_weight=1.0,  # ito-pred starts from the prediction itself
+        )  # fmt: skip
+        return match_track(track, context, config, where=f"{track.name}: {self.name}")
+
+
+def match_track(track: TrackData, context: EvalContext, config: MatchConfig, *, normalize_reference: bool = False,
+                where: str = "") -> Prediction:  # fmt: skip
+    """:func:`vocalfx.matching.match_chunks` on ``track``'s chunks (:meth:`TrackData.matching_chunks`).
+
+    With ``config.level == "reference"`` the make-up gain gives the render of the input chunks
+    the reference chunks' loudness as the track holds them, as :func:`vocalfx.match` does.
+    """
+    chunks = track.matching_chunks(normalize_reference=normalize_reference)
+    try:
+        found = match_chunks(chunks.input, chunks.reference, config, prior=context.prior())
+        vector, level_gain_db = found.vector, 0.0
+        if config.level != "preset":
+            dry = join_chunks(chunks.input)
+            _, vector, level_gain_db = render_at_level(vector, dry, config.level, chunks.reference_lufs)
+    except MatchError as e:
+        raise EvalError(f"{where}: {e}") from None
+    info = found.to_dict()
+    settings = ("encoder", "alpha", "steps", "lr", "space", "level", "chunk_seconds", "groups", "strength")
+    info.update({k: v for k, v in config.to_dict().items() if k in settings})
+    info.update(
+        n_ref_chunks=chunks.reference.shape[0], n_dry_chunks=chunks.input.shape[0], dry_gain_db=chunks.input_gain_db,
+        reference_gain_db=chunks.reference_gain_db, reference_lufs=chunks.reference_lufs, level_gain_db=level_gain_db,
+    )  # fmt: skip
+    return Prediction(vector, info)

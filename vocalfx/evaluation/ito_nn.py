@@ -3,8 +3,8 @@
 :func:`vocalfx.match` normally starts at the prior's mean. This variant first runs the
 ``nn-emb`` retrieval with the same encoder (the collection preset whose render of the input best
 explains the reference, :mod:`vocalfx.evaluation.nn_embed`) and starts the optimiser there; the
-objective (likelihood plus ``alpha`` times the log prior) is unchanged. It is one of the speed-ups
-issue 4 lists as worth measuring: a better start for the same number of steps.
+objective (likelihood plus ``alpha`` times the log prior) is unchanged. It measures whether a better
+start helps in the same number of steps.
 
 The collection renders are shared with ``nn-emb`` rows of the same track through the per-track
 cache; the time charged to an ``ito-nn`` cell is the retrieval's share plus the optimisation.

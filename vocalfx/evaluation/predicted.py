@@ -1,6 +1,6 @@
 """The ``fx`` encoder's predicted preset, alone (``pred``) and as ITO's starting point (``ito-pred``).
 
-``pred`` asks the preset head of the ``fx`` encoder (:meth:`vocalfx.embed.fx.FxEncoder.predict_preset`)
+``pred`` asks the preset head of the ``fx`` encoder (:meth:`vocalfx.encoders.trained.FxEncoder.predict_preset`)
 for a preset from the reference chunks and the input chunks, each laid end to end, exactly as
 :func:`vocalfx.match` does for ``init="predicted"``
 (:func:`vocalfx.matching.start.predicted_start`): no optimisation, one forward pass.
@@ -13,22 +13,16 @@ prediction instead of the prior mean. Neither family is part of ``all``; ask for
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-import numpy as np
-import torch
-
-from ..defaults import TARGET_LUFS
-from ..io import loudness_normalize
-from ..matching.chunks import active_chunks
+from ..chunks import join_chunks
+from ..matching import MatchConfig, MatchError, render_at_level
 from ..matching.start import PREDICTED, predicted_start
-from ..matching.steer import with_output_gain
 from .context import EvalContext
 from .corpus import EvalError, TrackData
-from .ito import InferenceTimeOptimisation
+from .ito import InferenceTimeOptimisation, match_track
 from .registry import Method, MethodOptions, Prediction, format_alpha, register_method
 
 __all__ = ["PredictedPreset", "ITOFromPrediction", "DefaultMatch"]
@@ -80,46 +74,22 @@ class PredictedPreset(Method):
 
     def predict(self, track: TrackData, context: EvalContext) -> Prediction:
         t0 = time.perf_counter()
-        # what vocalfx.match(init="predicted") sees in the ito rows: the chunks laid end to end, the
-        # input brought to -18 LUFS, the reference at its level; the same activity rule
-        rate, length = track.sample_rate, track.input.shape[-1]
-        dry, _ = loudness_normalize(track.input.permute(1, 0, 2).reshape(1, -1), rate, TARGET_LUFS)
-        ref = track.reference.permute(1, 0, 2).reshape(2, -1)
+        # the chunks the ito rows give the matching core: the input at -18 LUFS, the reference at its level
+        chunks = track.matching_chunks()
+        where = f"{track.name}: {self.name}"
         try:
-            ref_chunks, _ = active_chunks(ref, length, rate, label=f"{track.name} reference")
-            dry_chunks, _ = active_chunks(dry, length, rate, label=f"{track.name} input")
-            raw, label = predicted_start(ref_chunks, dry_chunks, context.encoder(PREDICTOR))
+            raw, label = predicted_start(chunks.reference, chunks.input, context.encoder(PREDICTOR))
         except ValueError as e:
-            raise EvalError(f"{track.name}: {self.name}: {e}") from None
+            raise EvalError(f"{where}: {e}") from None
         extra: Dict[str, Any] = {"init": label}
-        if (
-            self.level == "reference"
-        ):  # as vocalfx.match(level="reference"): the output follows the reference's loudness
-            extra["level_gain_db"] = gain_db = reference_level_gain_db(
-                dry, ref, raw, rate, f"{track.name}: {self.name}"
-            )
-            raw = with_output_gain(raw, gain_db)
+        if self.level == "reference":  # as vocalfx.match(level="reference"): the output follows the reference
+            try:
+                _, raw, extra["level_gain_db"] = render_at_level(
+                    raw, join_chunks(chunks.input), "reference", chunks.reference_lufs
+                )
+            except MatchError as e:
+                raise EvalError(f"{where}: {e}") from None
         return Prediction(raw, extra, seconds=time.perf_counter() - t0)
-
-
-def reference_level_gain_db(
-    dry: torch.Tensor, reference: torch.Tensor, raw: np.ndarray, rate: int, where: str
-) -> float:
-    """The output gain (dB) that gives ``dry`` ``(1, time)`` rendered with ``raw`` the loudness of ``reference`` ``(2, time)``."""
-    from ..io import integrated_loudness
-    from ..render import cached_chain
-
-    with torch.no_grad():
-        y = cached_chain(float(rate))(dry.unsqueeze(0), params=torch.as_tensor(raw, dtype=torch.float32).unsqueeze(0))[
-            0
-        ]
-    try:
-        gain_db = integrated_loudness(reference, rate) - integrated_loudness(y, rate)
-    except ValueError as e:
-        raise EvalError(f"{where}: level='reference': {e}") from None
-    if not math.isfinite(gain_db):
-        raise EvalError(f"{where}: level='reference': the render or the reference is silent")
-    return float(gain_db)
 
 
 @register_method("ito-pred")
@@ -194,23 +164,5 @@ class DefaultMatch(Method):
         }
 
     def predict(self, track: TrackData, context: EvalContext) -> Prediction:
-        from ..matching import MatchError, match
-
-        n_in, _, length = track.input.shape
-        dry = track.input.permute(1, 0, 2).reshape(1, n_in * length)
-        reference = track.reference.permute(1, 0, 2).reshape(2, -1)
-        try:
-            res = match(
-                dry,
-                reference,
-                track.sample_rate,
-                prior=context.prior(),
-                chunk_seconds=track.chunk_seconds,
-                progress=False,
-                name=f"{track.name}-match",
-            )
-        except MatchError as e:
-            raise EvalError(f"{track.name}: {self.name}: {e}") from None
-        report = res.report.to_dict()
-        report["recoveries"] = len(report.get("recoveries") or [])
-        return Prediction(res.preset.vector, report)
+        config = MatchConfig(chunk_seconds=track.chunk_seconds)  # vocalfx.match's defaults
+        return match_track(track, context, config, normalize_reference=True, where=f"{track.name}: {self.name}")

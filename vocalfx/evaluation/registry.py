@@ -221,7 +221,7 @@ def parse_alpha(text: str) -> float:
 
 def check_encoder(name: str) -> str:
     """``name`` if it is a registered encoder (raises :class:`EvalError`)."""
-    from ..embed import available_encoders
+    from ..encoders import available_encoders
 
     if name not in available_encoders():
         raise EvalError(f"unknown encoder {name!r}; available: {', '.join(available_encoders())}")

@@ -40,7 +40,7 @@ from .cells import CELL_FORMAT, FORMAT_VERSION, METRICS, RUN_FORMAT, cell_path, 
 from .context import EvalContext
 from .corpus import Corpus, EvalError, TrackData, TrackSpec, check_vector, prepare_track, render_vector
 from .registry import Method, MethodOptions, load_plugin, parse_methods
-from .report import write_reports
+from .tables import write_reports
 
 __all__ = ["evaluate", "score", "EvalResult", "METRICS", "CELL_FORMAT", "cell_path"]
 
@@ -342,50 +342,9 @@ def evaluate(
     for enc in sorted({m.encoder for m in methods if hasattr(m, "encoder")}):
         context.encoder(enc)  # fail now (unknown encoder, missing checkpoint), not in a worker
 
-    # Plan: which cells are finished, which are pending.
-    pending: Dict[str, List[Method]] = {}
-    skipped = 0
-    for spec in corpus.tracks:
-        for m in methods:
-            if m.needs_true_preset and spec.preset is None:
-                continue
-            path = cell_path(out, spec.name, m.name)
-            cell = _read_json(path) if path.exists() else None
-            if cell is not None and cell.get("format") == CELL_FORMAT:
-                if _norm(cell.get("config")) != configs[m.name]:
-                    raise EvalError(
-                        f"{path} was computed with other settings ({cell.get('config')}; now {configs[m.name]}); "
-                        "use another --out folder, or delete that method's cells to recompute them"
-                    )
-                if _norm(cell.get("track_key")) != _norm(spec.key()) or _norm(cell.get("protocol")) != _norm(protocol):
-                    raise EvalError(
-                        f"{path} was computed on other data (track {cell.get('track_key')}, protocol {cell.get('protocol')}; "
-                        f"now {spec.key()}, {protocol}); use another --out folder"
-                    )
-                if cell.get("status") == "ok" or not retry_failed:
-                    skipped += 1
-                    continue
-            pending.setdefault(spec.name, []).append(m)
-
+    pending, skipped = _plan(corpus, methods, configs, out, protocol, retry_failed)
     run_id = uuid.uuid4().hex[:12]
-    record = {
-        "run_id": run_id,
-        "command": command,
-        "started": _now(),
-        "finished": None,
-        "wall_seconds": None,
-        "engine": engine,
-        "ray_address": ray_address,
-        "jobs": jobs,
-        "threads": threads if threads is not None else (1 if jobs > 1 else torch.get_num_threads()),
-        "methods": names,
-        "options": options.to_dict(),
-        "cells_pending": sum(len(v) for v in pending.values()),
-        "cells_computed": 0,
-        "cells_failed": 0,
-        "interrupted": False,
-        "machine": _machine(),
-    }
+    record = _invocation(run_id, command, engine, ray_address, jobs, threads, names, options, pending)
     run["invocations"].append(record)
     _save_run(out, run)
 
@@ -407,21 +366,7 @@ def evaluate(
     bar = tqdm(total=total, desc="eval", unit="cell", disable=not progress or total == 0, dynamic_ncols=True)
     try:
         if (jobs == 1 and engine == "local") or not pending:
-            # In the caller's process the thread count is the caller's: set only when asked for,
-            # and put back afterwards.
-            previous_threads = torch.get_num_threads()
-            if threads is not None:
-                torch.set_num_threads(threads)
-
-            def on_cell(track: str, method: str, status: str) -> None:
-                bar.set_postfix_str(f"{track} {method} {status}", refresh=False)
-                bar.update(1)
-
-            try:
-                for name in pending:
-                    run_track(**job(name), on_cell=on_cell)
-            finally:
-                torch.set_num_threads(previous_threads)
+            _run_here(pending, job, threads, bar)
         else:
             _run_engine(pending, job, engine, jobs, threads or 1, ray_address, plugins, out, bar)
     except KeyboardInterrupt:
@@ -442,15 +387,81 @@ def evaluate(
     from ..report import write_eval_report  # OUT/summary.html (tables and figures) next to summary.md
 
     write_eval_report(out)
-    return EvalResult(
-        out=out,
-        computed=counts["computed"],
-        failed=counts["failed"],
-        skipped=skipped,
-        seconds=time.perf_counter() - t0,
-        table=table,
-        errors=errors,
-    )
+    seconds = time.perf_counter() - t0
+    return EvalResult(out, counts["computed"], counts["failed"], skipped, seconds, table=table, errors=errors)
+
+
+def _plan(corpus: Corpus, methods: Sequence[Method], configs, out: Path, protocol, retry_failed: bool):
+    """Which cells are finished and which are pending: ``({track: [methods]}, cells skipped)``.
+
+    Raises:
+        EvalError: a finished cell was computed with other settings or on other data.
+    """
+    pending: Dict[str, List[Method]] = {}
+    skipped = 0
+    for spec in corpus.tracks:
+        for m in methods:
+            if m.needs_true_preset and spec.preset is None:
+                continue
+            path = cell_path(out, spec.name, m.name)
+            cell = _read_json(path) if path.exists() else None
+            if cell is not None and cell.get("format") == CELL_FORMAT:
+                if _norm(cell.get("config")) != configs[m.name]:
+                    raise EvalError(
+                        f"{path} was computed with other settings ({cell.get('config')}; now {configs[m.name]}); "
+                        "use another --out folder, or delete that method's cells to recompute them"
+                    )
+                if _norm(cell.get("track_key")) != _norm(spec.key()) or _norm(cell.get("protocol")) != _norm(protocol):
+                    raise EvalError(
+                        f"{path} was computed on other data (track {cell.get('track_key')}, "
+                        f"protocol {cell.get('protocol')}; now {spec.key()}, {protocol}); use another --out folder"
+                    )
+                if cell.get("status") == "ok" or not retry_failed:
+                    skipped += 1
+                    continue
+            pending.setdefault(spec.name, []).append(m)
+    return pending, skipped
+
+
+def _invocation(run_id, command, engine, ray_address, jobs, threads, names, options, pending) -> Dict[str, Any]:
+    """The record of one invocation, as ``run.json`` keeps it."""
+    record = {
+        "run_id": run_id,
+        "command": command,
+        "started": _now(),
+        "finished": None,
+        "wall_seconds": None,
+        "engine": engine,
+        "ray_address": ray_address,
+        "jobs": jobs,
+        "threads": threads if threads is not None else (1 if jobs > 1 else torch.get_num_threads()),
+        "methods": names,
+        "options": options.to_dict(),
+        "cells_pending": sum(len(v) for v in pending.values()),
+        "cells_computed": 0,
+        "cells_failed": 0,
+        "interrupted": False,
+        "machine": _machine(),
+    }
+    return record
+
+
+def _run_here(pending: Dict[str, List[Method]], job, threads: Optional[int], bar) -> None:
+    """The pending tracks in this process. The thread count is the caller's: set only when asked
+    for, and put back afterwards."""
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+    def on_cell(track: str, method: str, status: str) -> None:
+        bar.set_postfix_str(f"{track} {method} {status}", refresh=False)
+        bar.update(1)
+
+    try:
+        for name in pending:
+            run_track(**job(name), on_cell=on_cell)
+    finally:
+        torch.set_num_threads(previous_threads)
 
 
 def _count_cells(out: Path, pending: Dict[str, List[Method]], run_id: str) -> Dict[str, int]:

@@ -78,7 +78,8 @@ def gain_forward(x, p, s, u, g, r0, r1):
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def gain_backward(x, p, s, u, g, dg, dx, dp, r0, r1):
-    """Adjoint of :func:`gain_forward` for the output gradient ``dg``; writes ``dx`` ``(R, T)`` and ``dp`` ``(R, 7)``."""
+    """Adjoint of :func:`gain_forward` for the output gradient ``dg``; writes ``dx`` ``(R, T)`` and
+    ``dp`` ``(R, 7)``."""
     T = x.shape[1]
     for r in range(r0, r1):
         ct, cr, kc, et, er, ke, at, rt, rc = _row(p, r)

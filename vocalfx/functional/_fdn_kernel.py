@@ -3,9 +3,9 @@
 Bins are processed in blocks whose working set (one 6x6 matrix and two right-hand sides per
 bin) stays in cache, and every innermost loop runs over the bins of a block (unit stride) so
 that the compiler vectorises it; each call solves the jobs (a batch item's block of bins)
-``[j0, j1)``, and :func:`vocalfx.functional._util.run_ranges` splits the jobs over threads. Real and imaginary parts are kept in
-separate arrays. Elimination is done without pivoting; see :mod:`vocalfx.functional.reverb` for
-why that is stable for this matrix.
+``[j0, j1)``, and :func:`vocalfx.functional._util.run_ranges` splits the jobs over threads. Real
+and imaginary parts are kept in separate arrays. Elimination is done without pivoting; see
+:mod:`vocalfx.functional.reverb` for why that is stable for this matrix.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def run_ranges(kernel: Callable[..., None], n_jobs: int, *args) -> None:
     For the compiled (numba, ``nogil``) kernels: as many ranges as torch's intra-op threads
     (``torch.get_num_threads()``), the calling thread taking the first. Plain threads that block
     when idle, not numba's ``parallel=True``: its OpenMP pool spins beside torch's own and slowed
-    every torch operation after a kernel by up to 10x on a 2-core machine (``docs/chain.md``).
+    every torch operation after a kernel by up to 10x on a 2-core machine (``docs/design/chain.md``).
     """
     k = max(1, min(torch.get_num_threads(), n_jobs))
     if k == 1:

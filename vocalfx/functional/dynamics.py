@@ -180,7 +180,7 @@ def smoothed_gain(
     1, at, rt)`` (static curve: :func:`compexp_static_gain_db`), fused into one compiled pass each
     way (:mod:`vocalfx.functional._dyn_kernel`) with float64 state: 3-5x faster than the dozen
     full-length tensor operations it replaces and a fraction of their memory (measured by
-    ``scripts/bench_kernels.py``; equality with torchcomp and gradients in ``tests/test_functional.py``).
+    ``benchmarks/bench_kernels.py``; equality with torchcomp and gradients in ``tests/test_functional.py``).
     Parameters are ``(R,)``: thresholds in dB, ratios, one-pole coefficients in ``(0, 1]``. CPU only.
     """
     return _SmoothedGain.apply(x, ct, cr, et, er, at, rt, rc)

@@ -27,7 +27,7 @@ def fft_length(min_length: int) -> int:
 
     The next power of two. With torch's CPU FFT backend (MKL on x86) a power of two is 1.3-2.5x
     faster per transform than the nearest 5-smooth size, which more than pays for the extra
-    padding: ``scripts/bench_kernels.py`` measures it (numbers in ``docs/chain.md``).
+    padding: ``benchmarks/bench_kernels.py`` measures it (numbers in ``docs/design/chain.md``).
     """
     if min_length < 1:
         raise ValueError(f"need a positive length, got {min_length}")

@@ -220,7 +220,7 @@ def sosfilt(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
 
     A compiled (numba) sample loop through all sections, with an exact adjoint for gradients
     w.r.t. the signal and the coefficients; several times faster than K passes of
-    ``torchaudio.functional.lfilter`` or a frequency-domain product (see scripts/bench_chain.py).
+    ``torchaudio.functional.lfilter`` or a frequency-domain product (see benchmarks/bench_chain.py).
 
     Args:
         x: ``(batch or 1, channels, time)``.

@@ -41,7 +41,7 @@ class VocalChain(nn.Module):
     """
 
     #: Recompute the compressor/expander in the backward pass instead of keeping its
-    #: intermediates (same gradients; less memory, a little more time). See ``docs/chain.md``.
+    #: intermediates (same gradients; less memory, a little more time). See ``docs/design/chain.md``.
     recompute_dynamics: bool = False
 
     def __init__(self, sample_rate: float = 44100):

@@ -231,10 +231,10 @@ class FDNReverb(Effect):
             h = h[..., :length]
         if not post_eq:
             return h
-        Bn, O, I, n = h.shape
+        Bn, n_out, n_in, n = h.shape
         eb, ea = self.eq.coeffs(native.double())
-        h = VF.sosfilt(h.reshape(Bn, O * I, n), eb, ea)
-        return h.reshape(Bn, O, I, n)
+        h = VF.sosfilt(h.reshape(Bn, n_out * n_in, n), eb, ea)
+        return h.reshape(Bn, n_out, n_in, n)
 
     def forward(self, x: torch.Tensor, native: torch.Tensor) -> torch.Tensor:
         return VF.fft_convolve(x, self.ir(native))

@@ -29,7 +29,7 @@ wet. The steps follow DiffVox's ``main.py`` and ``presets/fx_config.yaml`` (Yu e
    keeping the parameters of the lowest loss seen. Each step scores a random subset of
    ``batch_size`` chunks (all of them when there are no more), seeded by ``seed``.
 
-Departures from DiffVox's settings, measured in ``docs/fit-pair.md`` (DiffVox ran 2000 full-batch
+Departures from DiffVox's settings, measured in ``docs/guide/presets.md`` (DiffVox ran 2000 full-batch
 steps on a GPU; on two CPU cores a few minutes allow about a hundred steps):
 
 * **Learning rate** 0.1, cosine-decayed to a tenth of that by the last step (DiffVox: constant
@@ -44,14 +44,13 @@ steps on a GPU; on two CPU cores a few minutes allow about a hundred steps):
 Numerical guard (the loop shared with matching, :mod:`vocalfx.matching.optimize`): a step whose
 loss or gradient is not finite is not applied; the parameters go back to the last ones that gave
 a finite loss and gradient, Adam restarts there at half the learning rate, and the event is
-recorded in :attr:`FitReport.recoveries`. After ``max_recoveries`` consecutive failures (or if
+recorded in :attr:`FitStats.recoveries`. After ``max_recoveries`` consecutive failures (or if
 the initial parameters already fail) :class:`FitError` is raised. Parameters with NaN are never
 returned.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Tuple, Union
@@ -61,9 +60,10 @@ import torch
 
 from .. import defaults
 from .. import params as P
+from ..chunks import FIT_CHUNK_SECONDS, FIT_WARMUP_SECONDS, SILENT_PEAK_DBFS, TARGET_LUFS, chunk_pair
+from ..errors import FitError
 from ..preset import Preset
-from .chunks import FIT_CHUNK_SECONDS, FIT_WARMUP_SECONDS, SILENT_PEAK_DBFS, TARGET_LUFS, chunk_pair
-from .errors import FitError
+from .config import check_adam
 from .objectives import LOSS_WEIGHTS, pair_loss
 from .optimize import Evaluation, run_adam, timing_lines
 from .start import start_vector
@@ -71,7 +71,7 @@ from .start import start_vector
 __all__ = [
     "fit_pair",
     "FitResult",
-    "FitReport",
+    "FitStats",
     "FitError",
     "find_lag",
     "align_pair",
@@ -85,7 +85,7 @@ DEFAULT_LR = defaults.FIT_LR
 
 
 @dataclass
-class FitReport:
+class FitStats:
     """What :func:`fit_pair` did, in numbers.
 
     Attributes:
@@ -137,7 +137,8 @@ class FitReport:
         lines = [
             f"final loss {self.loss:.4f} ({terms})",
             f"initial loss {self.initial_loss:.4f} ({init})",
-            f"alignment lag {self.lag_samples} samples ({1000.0 * self.lag_samples / sample_rate:+.2f} ms, wet behind dry); "
+            f"alignment lag {self.lag_samples} samples "
+            f"({1000.0 * self.lag_samples / sample_rate:+.2f} ms, wet behind dry); "
             f"loudness gains: dry {self.dry_gain_db:+.2f} dB, wet {self.wet_gain_db:+.2f} dB to {TARGET_LUFS:g} LUFS",
             f"{self.seconds_fitted:.1f} s fitted as {self.n_chunks} chunk(s) of {self.chunk_seconds:.1f} s "
             f"(warm-up {self.warmup_seconds:g} s, {self.batch_size} per step"
@@ -152,15 +153,15 @@ class FitResult:
     """Result of :func:`fit_pair`.
 
     Attributes:
-        preset: the fitted preset (lowest loss seen); ``preset.extra["fit"]`` holds the report.
+        preset: the fitted preset (lowest loss seen); ``preset.extra["fit"]`` holds the stats.
         history: per attempted step, ``{"step", "loss", <terms>}`` on that step's chunks
             (``loss`` is NaN for a step that was undone).
-        report: a :class:`FitReport`.
+        stats: a :class:`FitStats`.
     """
 
     preset: Preset
     history: List[Dict[str, float]]
-    report: FitReport
+    stats: FitStats
 
 
 # ----------------------------------------------------------------------------------------------
@@ -195,7 +196,7 @@ def find_lag(dry: torch.Tensor, wet: torch.Tensor, *, max_lag: Optional[int] = N
     ``find_time_offset``) peaks at the wrong multiple of the pitch period once the wet is
     equalised: on 2 s of a sung vocal rendered through each of the 70 MedleyDB presets it found
     the true lag (0) for 2 of them, GCC-PHAT for 45 (69 within 2 samples); on 6 s, 6 against
-    65 (``scripts/measure_fit_pair.py --lag-study``, ``docs/fit-pair.md``).
+    65 (``scripts/measure_fit_pair.py --lag-study`` at commit 5d849a6).
 
     Args:
         dry: ``(channels, time)`` audio.
@@ -287,7 +288,7 @@ def fit_pair(
             to their aligned overlap).
         sample_rate: Hz. Default 44100 (presets are defined at 44.1 kHz).
         steps: Adam steps. Default 100 (about 3 minutes for a 30 s pair on two idle CPU cores,
-            ``docs/fit-pair.md``; DiffVox ran 2000 on a GPU).
+            ``docs/guide/presets.md``; DiffVox ran 2000 on a GPU).
         lr: initial Adam learning rate on the raw values. Default 0.1 (DiffVox: 0.01, see the
             module docstring).
         lr_final_ratio: the learning rate follows a cosine from ``lr`` at the first step to
@@ -307,7 +308,7 @@ def fit_pair(
         name: name of the returned preset.
 
     Returns:
-        A :class:`FitResult` ``(preset, history, report)``.
+        A :class:`FitResult` ``(preset, history, stats)``.
 
     Raises:
         FitError: wrong shapes, non-finite or silent audio, a pair too short to score (under
@@ -320,60 +321,114 @@ def fit_pair(
         >>> dry = load_audio("dry.wav")                      # doctest: +SKIP
         >>> wet = load_audio("wet.wav", mono=False)          # doctest: +SKIP
         >>> res = fit_pair(dry, wet, steps=100)              # doctest: +SKIP
-        >>> res.preset.to_json("fitted.json"); print(res.report.summary())  # doctest: +SKIP
+        >>> res.preset.to_json("fitted.json"); print(res.stats.summary())  # doctest: +SKIP
     """
-    from ..fx import VocalChain
-    from ..io import loudness_normalize
-
     t_start = time.perf_counter()
     _check_ct(dry, "dry", 1)
     _check_ct(wet, "wet", 2)
-    if int(steps) != steps or steps < 0:
-        raise FitError(f"steps must be a non-negative integer, got {steps!r}")
-    if not (math.isfinite(lr) and lr > 0):
-        raise FitError(f"lr must be a positive number, got {lr!r}")
+    steps, lr = check_adam(steps, lr, lr_final_ratio, FitError)
     if not (chunk_seconds > 0 and 0 <= warmup_seconds < chunk_seconds):
         raise FitError(
             f"need chunk_seconds > 0 and 0 <= warmup_seconds < chunk_seconds, got {chunk_seconds} and {warmup_seconds}"
         )
-    if not 0 < lr_final_ratio <= 1:
-        raise FitError(f"lr_final_ratio must lie in (0, 1], got {lr_final_ratio!r}")
     if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
         raise FitError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    prior = None
     if init is None:
         from ..prior import GaussianPrior
 
         prior = GaussianPrior.default()
-    else:
-        prior = None
     try:
         raw0, _ = start_vector(init, prior)
     except ValueError as e:
         raise FitError(str(e)) from None
+    pair = _prepare_pair(dry, wet, sample_rate, chunk_seconds, warmup_seconds, max_lag_seconds)
+    bs = pair.n_chunks if batch_size is None else min(int(batch_size), pair.n_chunks)
+    fitted = _fit_chunks(pair, raw0, sample_rate, steps, lr, lr_final_ratio, bs, max_recoveries, seed, progress)
+    stats = FitStats(
+        loss=fitted.loss, terms=fitted.terms, initial_loss=fitted.initial_loss, initial_terms=fitted.initial_terms,
+        lag_samples=pair.lag, dry_gain_db=pair.dry_gain_db, wet_gain_db=pair.wet_gain_db,
+        seconds_fitted=pair.seconds, n_chunks=pair.n_chunks, n_chunks_dropped=pair.n_dropped,
+        chunk_seconds=pair.x.shape[-1] / sample_rate, warmup_seconds=pair.warmup / sample_rate if pair.start else 0.0,
+        batch_size=bs, steps=steps, best_step=fitted.best_step, lr=lr, final_lr=fitted.final_lr,
+        recoveries=fitted.recoveries, seconds=time.perf_counter() - t_start,
+    )  # fmt: skip
+    record = {k: v for k, v in stats.to_dict().items() if k != "recoveries"}
+    record.update(recoveries=len(stats.recoveries))
+    preset = Preset(
+        fitted.vector,
+        name=name or "fit-pair",
+        source=f"vocalfx fit-pair: dry at {TARGET_LUFS:g} LUFS in, wet at {TARGET_LUFS:g} LUFS out",
+        extra={"fit": {"input_lufs": TARGET_LUFS, **record}},
+    )
+    return FitResult(preset=preset, history=fitted.history, stats=stats)
 
-    # 1. alignment
+
+@dataclass
+class _Pair:
+    """An aligned pair at -18 LUFS cut into overlapping chunks, silent ones dropped."""
+
+    x: torch.Tensor  # dry chunks (n, 1, chunk)
+    y: torch.Tensor  # wet chunks (n, 2, chunk)
+    start: int  # first scored sample of a chunk
+    warmup: int
+    lag: int
+    dry_gain_db: float
+    wet_gain_db: float
+    seconds: float
+    n_dropped: int
+
+    @property
+    def n_chunks(self) -> int:
+        return self.x.shape[0]
+
+
+def _prepare_pair(dry, wet, sample_rate, chunk_seconds, warmup_seconds, max_lag_seconds) -> _Pair:
+    """Steps 1-3 of the module docstring: alignment, loudness, chunks."""
+    from ..io import loudness_normalize
+
     max_lag = None if max_lag_seconds is None else int(round(max_lag_seconds * sample_rate))
     lag = find_lag(dry, wet, max_lag=max_lag)
     try:
         d, w = align_pair(dry, wet, lag)
-        # 2. loudness: each signal to -18 LUFS on its own
+        # each signal to -18 LUFS on its own
         d, dry_gain_db = loudness_normalize(d.to(torch.float32), sample_rate, TARGET_LUFS)
         w, wet_gain_db = loudness_normalize(w.to(torch.float32), sample_rate, TARGET_LUFS)
     except ValueError as e:
         raise FitError(str(e)) from None
-    # 3. chunks
     chunk = int(round(chunk_seconds * sample_rate))
     warmup = int(round(warmup_seconds * sample_rate))
     x, y, start = chunk_pair(d, w, chunk, warmup)
     peak_db = 20 * torch.log10(y[..., start:].abs().amax(dim=(1, 2)).clamp_min(1e-30))
     keep = peak_db > SILENT_PEAK_DBFS
-    n_dropped = int((~keep).sum())
     if not bool(keep.any()):
         raise FitError(f"the wet is silent (every chunk peaks below {SILENT_PEAK_DBFS:g} dBFS after normalisation)")
-    x, y = x[keep].contiguous(), y[keep].contiguous()
-    n_chunks = x.shape[0]
-    bs = n_chunks if batch_size is None else min(int(batch_size), n_chunks)
+    return _Pair(
+        x[keep].contiguous(), y[keep].contiguous(), start, warmup, lag, dry_gain_db, wet_gain_db,
+        d.shape[-1] / sample_rate, int((~keep).sum()),
+    )  # fmt: skip
 
+
+@dataclass
+class _Fitted:
+    vector: np.ndarray
+    loss: float
+    terms: Dict[str, float]
+    initial_loss: float
+    initial_terms: Dict[str, float]
+    best_step: int
+    final_lr: float
+    history: List[Dict[str, float]]
+    recoveries: List[Dict[str, object]]
+
+
+def _fit_chunks(
+    pair: _Pair, raw0, sample_rate, steps, lr, lr_final_ratio, bs, max_recoveries, seed, progress
+) -> _Fitted:
+    """Step 4: Adam on the pair's chunks, ``bs`` drawn per step from the fit's own generator."""
+    from ..fx import VocalChain
+
+    x, y, start, n_chunks = pair.x, pair.y, pair.start, pair.n_chunks
     chain = VocalChain(sample_rate)
     chain.requires_grad_(False)
 
@@ -395,8 +450,6 @@ def fit_pair(
     del pred
     if not torch.isfinite(init_loss):
         raise FitError(f"the initial parameters give a non-finite loss ({float(init_loss)}); choose another init")
-
-    # 4. Adam, one random draw of chunks per step from the fit's own generator
     gen = torch.Generator().manual_seed(int(seed))
 
     def objective(v: torch.Tensor, step: int) -> Evaluation:
@@ -409,20 +462,10 @@ def fit_pair(
 
     initial = {"loss": float(init_loss), **_floats(init_terms)}
     opt = run_adam(
-        objective,
-        raw_init,
-        steps=int(steps),
-        lr=float(lr),
-        lr_final_ratio=lr_final_ratio,
-        initial=initial,
-        initial_score=initial["loss"] if bs == n_chunks else 1.0,
-        max_recoveries=max_recoveries,
-        error=FitError,
-        progress=progress,
-        desc="fit-pair",
-        best_label="best" if bs == n_chunks else "best_vs_init",
-    )
-    history, recoveries, cur_lr = opt.history, opt.recoveries, opt.final_lr
+        objective, raw_init, steps=steps, lr=lr, lr_final_ratio=lr_final_ratio, initial=initial,
+        initial_score=initial["loss"] if bs == n_chunks else 1.0, max_recoveries=max_recoveries, error=FitError,
+        progress=progress, desc="fit-pair", best_label="best" if bs == n_chunks else "best_vs_init",
+    )  # fmt: skip
     best_raw, best_step = opt.vector, opt.best_step
     # Report the returned parameters' loss on all chunks. With every chunk in each step that is
     # the best step's own loss; with minibatches it is re-evaluated, and the initial parameters
@@ -440,38 +483,7 @@ def fit_pair(
                 best_raw, best_step = raw_init, 0
     else:
         best_raw = raw_init
-    vec = best_raw.double().numpy()
-    report = FitReport(
-        loss=float(final_loss),
-        terms=dict(final_terms),
-        initial_loss=float(init_loss),
-        initial_terms=_floats(init_terms),
-        lag_samples=lag,
-        dry_gain_db=dry_gain_db,
-        wet_gain_db=wet_gain_db,
-        seconds_fitted=d.shape[-1] / sample_rate,
-        n_chunks=n_chunks,
-        n_chunks_dropped=n_dropped,
-        chunk_seconds=x.shape[-1] / sample_rate,
-        warmup_seconds=warmup / sample_rate if start else 0.0,
-        batch_size=bs,
-        steps=int(steps),
-        best_step=best_step,
-        lr=float(lr),
-        final_lr=cur_lr,
-        recoveries=recoveries,
-        seconds=time.perf_counter() - t_start,
-    )
-    preset = Preset(
-        vec,
-        name=name or "fit-pair",
-        source=f"vocalfx fit-pair: dry at {TARGET_LUFS:g} LUFS in, wet at {TARGET_LUFS:g} LUFS out",
-        extra={
-            "fit": {
-                "input_lufs": TARGET_LUFS,
-                **{k: v for k, v in report.to_dict().items() if k != "recoveries"},
-                "recoveries": len(recoveries),
-            }
-        },
-    )
-    return FitResult(preset=preset, history=history, report=report)
+    return _Fitted(
+        best_raw.double().numpy(), float(final_loss), dict(final_terms), float(init_loss), _floats(init_terms),
+        best_step, opt.final_lr, opt.history, opt.recoveries,
+    )  # fmt: skip

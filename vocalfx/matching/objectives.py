@@ -34,7 +34,7 @@ def ito_nll(
     log-density of the angles is ``-1/2 - log(2 pi)/2 - log sigma``. The cosine is clamped to
     :data:`COS_MAX` so that identical embeddings give a finite gradient.
 
-    Embeddings of a combined encoder (:class:`vocalfx.embed.CombinedEncoder`) carry more keys
+    Embeddings of a combined encoder (:class:`vocalfx.encoders.CombinedEncoder`) carry more keys
     (``"mfcc:mid"``, ...): each key is one more independent angular likelihood, so their
     negative log-likelihoods add up (a product of likelihoods, each with its own sigma).
 

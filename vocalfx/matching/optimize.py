@@ -151,19 +151,9 @@ def run_adam(
     from tqdm.auto import tqdm
 
     start = start.detach().to(torch.float32)
-    if sqrt_cov is not None:
-        S = sqrt_cov.to(torch.float32)
-
-        def to_raw(z: torch.Tensor) -> torch.Tensor:
-            return start + S @ z
-
-        var = torch.zeros_like(start, requires_grad=True)
-    else:
-
-        def to_raw(z: torch.Tensor) -> torch.Tensor:
-            return z
-
-        var = start.clone().requires_grad_(True)
+    S = None if sqrt_cov is None else sqrt_cov.to(torch.float32)
+    to_raw = (lambda z: z) if S is None else (lambda z: start + S @ z)
+    var = (start.clone() if S is None else torch.zeros_like(start)).requires_grad_(True)
     opt = torch.optim.Adam([var], lr=lr)
     last_good = var.detach().clone()
     best_score, best_raw, best_step, best_vals = initial_score, start.clone(), 0, dict(initial)
@@ -179,13 +169,7 @@ def run_adam(
             opt.zero_grad(set_to_none=True)
             raw = to_raw(var)
             ev = objective(raw, step)
-            reason = None
-            if not torch.isfinite(ev.loss):
-                reason = "non-finite loss"
-            else:
-                ev.loss.backward()
-                if var.grad is None or not torch.isfinite(var.grad).all():
-                    reason = "non-finite gradient"
+            reason = _failure(ev, var)
             if reason is not None:
                 failures += 1
                 lr_scale /= 2.0
@@ -226,11 +210,14 @@ def run_adam(
             best_raw, best_step, best_vals = raw.clone(), steps, vals
     if not torch.isfinite(best_raw).all():  # pragma: no cover - the guard keeps them finite
         raise error("the optimised parameters are not finite")
-    return OptimResult(
-        vector=best_raw,
-        best_step=best_step,
-        best=best_vals,
-        history=history,
-        recoveries=recoveries,
-        final_lr=cur_lr,
-    )
+    return OptimResult(best_raw, best_step, best_vals, history=history, recoveries=recoveries, final_lr=cur_lr)
+
+
+def _failure(ev: Evaluation, var: torch.Tensor) -> Optional[str]:
+    """Why a step cannot be applied (a non-finite loss or gradient), or ``None``; back-propagates ``ev.loss``."""
+    if not torch.isfinite(ev.loss):
+        return "non-finite loss"
+    ev.loss.backward()
+    if var.grad is None or not torch.isfinite(var.grad).all():
+        return "non-finite gradient"
+    return None

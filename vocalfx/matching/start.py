@@ -63,7 +63,7 @@ def predicted_start(
         reference_chunks: reference chunks ``(n_ref, 2, time)``, at the level the match uses.
         dry_chunks: dry chunks ``(n_dry, 1, time)`` at -18 LUFS.
         predictor: an encoder with ``predict_preset(reference, dry=None) -> (batch, 130)``
-            (:class:`vocalfx.embed.fx.FxEncoder`).
+            (:class:`vocalfx.encoders.trained.FxEncoder`).
         prior_mean, weight: with a mean ``(130,)``, return ``mean + weight (prediction - mean)``:
             the prediction moved toward the prior mean (``weight`` in ``[0, 1]``; 1, the
             default, is the prediction itself).

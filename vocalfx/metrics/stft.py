@@ -32,7 +32,7 @@ class _WeightedMultiResolutionSTFT(torch.nn.Module):
     The filter's taps are auraloss's, but it is applied by FFT convolution
     (``torchaudio.functional.fftconvolve``, mode ``"same"``) instead of auraloss's ``conv1d``
     (a correlation with ``padding = ntaps // 2``; the taps are flipped to give the same
-    operation). On 44 s of stereo float32 on one core ``scripts/bench_metrics.py`` measured
+    operation). On 44 s of stereo float32 on one core ``benchmarks/bench_metrics.py`` measured
     oneDNN's ``conv1d`` at several times the cost of the FFT, and PyTorch's own kernel (what the
     evaluation used to switch oneDNN off for, a process-wide flag) at about twice it; the results
     agree with ``conv1d`` to float32 rounding (``tests/test_metrics.py``).

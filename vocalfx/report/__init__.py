@@ -9,7 +9,7 @@
   ``results.csv`` and ``summary.csv``.
 
 Figures are matplotlib figures drawn without pyplot and embedded as inline SVG; nothing
-process-wide is changed. See ``docs/report.md``.
+process-wide is changed. See ``docs/guide/matching.md``.
 """
 
 from .base import ReportError

@@ -208,7 +208,8 @@ def write_eval_report(out_dir: PathLike) -> Path:
     ]
     body = [
         "<p>Lower is better everywhere; MSS and MLDR on L/R are DiffVox's MSS and MLDR, M/S the same on mid/side. "
-        "The statistics are over the tracks on which every method finished (as in summary.md); the figures show every finished cell.</p>",
+        "The statistics are over the tracks on which every method finished (as in summary.md); "
+        "the figures show every finished cell.</p>",
         "<h2>Mean over tracks</h2>",
         _stat_table(summary, metrics, "mean"),
         "<h2>Median over tracks</h2>",
@@ -229,7 +230,8 @@ def write_eval_report(out_dir: PathLike) -> Path:
         f"vocalfx evaluation: {out.resolve().name}",
         "\n".join(body),
         script=False,
-        subtitle=f"{len(methods)} method(s), {len(dict.fromkeys(r['track'] for r in rows))} track(s); from {esc(out / 'results.csv')}",
+        subtitle=f"{len(methods)} method(s), {len(dict.fromkeys(r['track'] for r in rows))} track(s); "
+        f"from {esc(out / 'results.csv')}",
     )
     target = out / "summary.html"
     check_no_nan(text, str(target))

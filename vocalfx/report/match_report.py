@@ -2,7 +2,7 @@
 
 One self-contained file (inline CSS, SVG figures, audio as base64 FLAC; nothing loaded from
 elsewhere), written atomically. For a 44 s match with the default 12 s excerpts it is about
-2.5 MB (``docs/report.md``).
+2.5 MB (``docs/guide/matching.md``).
 """
 
 from __future__ import annotations
@@ -176,14 +176,14 @@ def _players(excerpts: Mapping[str, Any], notes: Mapping[str, str]) -> str:
     return "".join(out)
 
 
-def _as_mapping(report: Any) -> Dict[str, Any]:
-    if report is None:
+def _as_mapping(stats: Any) -> Dict[str, Any]:
+    if stats is None:
         return {}
-    if hasattr(report, "to_dict"):
-        return dict(report.to_dict())
-    if isinstance(report, Mapping):
-        return dict(report)
-    raise ReportError(f"report: expected a MatchReport or a mapping, got {type(report).__name__}")
+    if hasattr(stats, "to_dict"):
+        return dict(stats.to_dict())
+    if isinstance(stats, Mapping):
+        return dict(stats)
+    raise ReportError(f"stats: expected a MatchStats or a mapping, got {type(stats).__name__}")
 
 
 def _kv_table(d: Mapping[str, Any]) -> str:
@@ -197,15 +197,17 @@ def _kv_table(d: Mapping[str, Any]) -> str:
 
 def _run_summary(rep: Mapping[str, Any]) -> str:
     if not rep:
-        return "<p>No run report was given.</p>"
+        return "<p>No run statistics were given.</p>"
     parts = []
     if "initial_loss" in rep and "loss" in rep:
         parts.append(
-            f"loss {fmt(rep['initial_loss'], 6)} → {fmt(rep['loss'], 6)} (best at step {fmt(rep.get('best_step'))} of {fmt(rep.get('steps'))})"
+            f"loss {fmt(rep['initial_loss'], 6)} → {fmt(rep['loss'], 6)} "
+            f"(best at step {fmt(rep.get('best_step'))} of {fmt(rep.get('steps'))})"
         )
     if "sigma_mid_deg" in rep:
         parts.append(
-            f"RMS embedding angle to the reference: mid {fmt(rep.get('initial_sigma_mid_deg'), 3)} → {fmt(rep['sigma_mid_deg'], 3)}°, "
+            f"RMS embedding angle to the reference: mid {fmt(rep.get('initial_sigma_mid_deg'), 3)} → "
+            f"{fmt(rep['sigma_mid_deg'], 3)}°, "
             f"side {fmt(rep.get('initial_sigma_side_deg'), 3)} → {fmt(rep.get('sigma_side_deg'), 3)}°"
         )
     if "encoder" in rep:
@@ -226,7 +228,7 @@ def build_match_report(
     start_preset: Optional[Preset] = None,
     start_label: str = "",
     history: Sequence[Mapping[str, float]] = (),
-    report: Any = None,
+    stats: Any = None,
     command: str = "",
     settings: Optional[Mapping[str, Any]] = None,
     title: str = "",
@@ -267,7 +269,7 @@ def build_match_report(
         "output": excerpt_flac(sig["output"], sr, d0, o1, target_lufs=TARGET_LUFS),
         "reference": excerpt_flac(sig["reference"], sr, r0, r1, target_lufs=TARGET_LUFS),
     }
-    rep = _as_mapping(report)
+    rep = _as_mapping(stats)
     best = rep.get("best_step")
     figures = [
         plots.spectrum_figure(spectra, f"each signal at {TARGET_LUFS:g} LUFS, so the curves compare tone, not level."),
@@ -310,7 +312,7 @@ def build_match_report(
     if settings:
         body.append("<h3>settings</h3>" + _kv_table(settings))
     if rep:
-        body.append("<details><summary>the run's report (all fields)</summary>" + _kv_table(rep) + "</details>")
+        body.append("<details><summary>the run's statistics (all fields)</summary>" + _kv_table(rep) + "</details>")
     text = page(title or f"vocalfx match report: {preset.name or 'match'}", "\n".join(body), subtitle=subtitle)
     return text, levels
 
@@ -350,7 +352,7 @@ def write_match_report(
     start_preset: Optional[Preset] = None,
     start_label: str = "",
     history: Sequence[Mapping[str, float]] = (),
-    report: Any = None,
+    stats: Any = None,
     command: str = "",
     settings: Optional[Mapping[str, Any]] = None,
     title: str = "",
@@ -379,7 +381,7 @@ def write_match_report(
         start_preset: where the optimisation started (e.g. the prior mean), shown next to the
             result; ``None`` leaves that column empty. ``start_label``: what to call it.
         history: ``MatchResult.history`` (dicts with ``step``, ``loss``, ``nll``, ...).
-        report: ``MatchResult.report`` (or its ``to_dict()``).
+        stats: ``MatchResult.stats`` (or its ``to_dict()``).
         command: the command line that made the match. ``settings``: named settings to list.
         title: page title (default: from the preset's name).
         excerpt_seconds: length of each audio excerpt (s), default :data:`DEFAULT_EXCERPT_SECONDS`.
@@ -399,7 +401,7 @@ def write_match_report(
         >>> res = vocalfx.match("dry.wav", "ref.wav")                              # doctest: +SKIP
         >>> write_match_report("report.html", preset=res.preset, dry=load_audio("dry.wav"),
         ...     reference=load_audio("ref.wav", mono=False), output=res.audio,
-        ...     history=res.history, report=res.report)                          # doctest: +SKIP
+        ...     history=res.history, stats=res.stats)                          # doctest: +SKIP
     """
     from ..io import atomic_write_text, check_output_path
 
@@ -414,7 +416,7 @@ def write_match_report(
         start_preset=start_preset,
         start_label=start_label,
         history=history,
-        report=report,
+        stats=stats,
         command=command,
         settings=settings,
         title=title,
@@ -456,9 +458,9 @@ def write_result_report(
         sample_rate=result.sample_rate,
         output=result.audio,
         start_preset=start_preset,
-        start_label=start_label or (result.report.init if start_preset is not None else ""),
+        start_label=start_label or (result.stats.init if start_preset is not None else ""),
         history=result.history,
-        report=result.report,
+        stats=result.stats,
         command=command,
         settings=settings,
         names=names,

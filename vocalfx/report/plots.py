@@ -73,7 +73,8 @@ def eq_figure(preset: Preset, start: Optional[Preset] = None) -> str:
         curves.eq_response_db,
         preset,
         start,
-        "Main EQ: the chain's six biquads (thin: each band; thick: the cascade), from the coefficients the chain filters with.",
+        "Main EQ: the chain's six biquads (thin: each band; thick: the cascade), "
+        "from the coefficients the chain filters with.",
     )
 
 
@@ -114,7 +115,8 @@ def compressor_figure(preset: Preset, start: Optional[Preset] = None) -> str:
     cap = (
         f"Steady-state level in vs out (the chain's gain computer plus make-up). Compression above "
         f"{ph['comp.comp_threshold_db']:.1f} dB at {ph['comp.comp_ratio']:.2f}:1, expansion below "
-        f"{ph['comp.exp_threshold_db']:.1f} dB (slope {1 / ph['comp.exp_ratio']:.2f}), make-up {ph['comp.makeup_db']:+.1f} dB."
+        f"{ph['comp.exp_threshold_db']:.1f} dB (slope {1 / ph['comp.exp_ratio']:.2f}), "
+        f"make-up {ph['comp.makeup_db']:+.1f} dB."
     )
     return figure_block(fig, "compressor", cap)
 
@@ -137,7 +139,8 @@ def delay_figure(preset: Preset, start: Optional[Preset] = None) -> str:
     cap = (
         f"Echo envelope (5 ms peaks) of the chain's delay response: {ph['delay.delay_ms']:.0f} ms, feedback "
         f"{ph['delay.feedback']:.2f}, level {20 * math.log10(max(ph['delay.gain'], 1e-12)):.1f} dB, low-pass "
-        f"{ph['delay.lowpass_freq_hz']:.0f} Hz; odd echoes at pan {ph['delay.odd_pan']:+.0f}, even at {ph['delay.even_pan']:+.0f}."
+        f"{ph['delay.lowpass_freq_hz']:.0f} Hz; odd echoes at pan {ph['delay.odd_pan']:+.0f}, "
+        f"even at {ph['delay.even_pan']:+.0f}."
     )
     return figure_block(fig, "delay", cap)
 

@@ -8,7 +8,7 @@ Signal flow, per chunk (:class:`ClassicalSeparator`):
    magnitude of the channel mean, ``log(1 + compression * mean_c A)``, and compared by cosine
    similarity. The log makes the comparison follow the accompaniment's broadband pattern (drum
    hits, chords) rather than the few loud partials of the voice; measured, it is what makes the
-   method work when the vocal is louder than the accompaniment (``docs/separate.md``). For each
+   method work when the vocal is louder than the accompaniment (``docs/guide/separation.md``). For each
    frame the ``similar_frames`` most similar frames are chosen, at most one per ``block_ms`` block
    and none closer than ``min_separation_ms`` to it (so the frame's own vocal note is not
    picked).
@@ -23,12 +23,12 @@ Signal flow, per chunk (:class:`ClassicalSeparator`):
    multiplies the mask by ``1 - w + w * psi`` with ``psi = 2|L R*| / (|L|^2 + |R|^2)`` the
    inter-channel coherence (Avendano & Jot 2004) and ``w = centre_weight``. It is off by
    default: on the benchmark's processed vocals (panned dry voice, wide reverb and delays) it
-   removed more vocal than accompaniment (measured in ``docs/separate.md``).
+   removed more vocal than accompaniment (measured in ``docs/guide/separation.md``).
 6. **Output**: ``vocals = istft(M X)``, ``accompaniment = mix - vocals`` (so the two sum to the mix
    exactly).
 
 The cost is one STFT pair plus a frames-by-frames similarity and a median over
-``similar_frames`` per bin: about 1 s per minute-long chunk... see ``docs/separate.md`` for the
+``similar_frames`` per bin: about 1 s per minute-long chunk... see ``docs/guide/separation.md`` for the
 measured runtime and memory.
 """
 
@@ -148,7 +148,7 @@ class ClassicalSeparator(Separator):
 
     Needs no weights and works at any sample rate and channel count. The method is described in
     the :mod:`vocalfx.separate.classical` module docstring; the defaults are the best measured on
-    the benchmark (``scripts/bench_separate.py``, ``docs/separate.md``).
+    the benchmark (``benchmarks/bench_separate.py``, ``docs/guide/separation.md``).
 
     Args:
         window_ms: STFT window (ms), rounded up to a power of two in samples. Default 46.

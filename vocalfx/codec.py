@@ -1,34 +1,36 @@
-"""Did the reference go through a lossy codec? (the choice of the ``fx`` encoder's weights)
+"""Lossy codecs: is a reference MP3-coded, and one MP3 round trip that matching and evaluation share.
 
-Low-bit-rate MP3 (and AAC) cut everything above a cut-off with a brick-wall low-pass: LAME at
-64 kbps stereo cuts at about 11 kHz, with more than 30 dB lost within a few hundred Hz. A vocal
-chain's filters never do that (a second-order low-pass falls 12 dB per octave), so a cliff of that
-depth in the reference's long-term spectrum, where the dry still has content, marks a codec.
+**Detection.** Low-bit-rate MP3 (and AAC) cut everything above a cut-off with a brick-wall
+low-pass: LAME at 64 kbps stereo cuts at about 11 kHz, with more than 30 dB lost within a few
+hundred Hz. A vocal chain's filters never do that (a second-order low-pass falls 12 dB per
+octave), so a cliff of that depth in the reference's long-term spectrum, where the dry still has
+content, marks a codec (:func:`codec_cutoff_hz`). A source that is band-limited itself
+(telephone-band prompts, a 16 kHz recording) gives both the dry and the reference the same cliff;
+that is not a codec and is not reported. Such a source, or a preset that leaves little above the
+cut-off, hides the cliff of a real codec too. The second sign, :func:`hole_fraction`, does not
+depend on the top of the spectrum: a codec at a low bit rate zeroes many coefficients inside the
+band it keeps. :func:`codec_evidence` reports both.
 
-:func:`codec_cutoff_hz` finds such a cliff. :func:`vocalfx.match` then uses the ``fx`` encoder's
-codec-robust weights (``vocalfx/embed/weights/fx-codec.pt``, ``docs/fx-encoder.md``), which hear
-through the codec's damage to the band it keeps: MP3 at 64 kbps moves them about 19 degrees where
-it moves the default weights 66 degrees (another preset: about 89).
+**What matching does with it.** :func:`vocalfx.match` asks the encoder for its lossy-reference
+variant (:meth:`vocalfx.encoders.StereoEncoder.for_lossy_reference`; the ``fx`` encoder loads its
+codec-robust weights) and, when that encoder asks for it, puts each render through MP3 before
+the encoder (:func:`mp3_roundtrip`, straight through for the gradient), so that the encoder
+compares a coded render with a coded reference. The bit rate is the one whose holes on the
+starting render come nearest the reference's (:func:`simulated_kbps`).
 
-A source that is band-limited itself (telephone-band prompts, a 16 kHz recording) gives both the
-dry and the reference the same cliff; that is not a codec and is not reported. Such a source, or
-a preset that leaves little above the cut-off, hides the cliff of a real codec too. The second
-sign, :func:`hole_fraction`, does not depend on the top of the spectrum: a codec at a low bit rate
-zeroes many coefficients inside the band it keeps. :func:`codec_evidence` reports both.
+**What evaluation does with it.** ``vocalfx eval --reference-codec mp3:KBPS`` (:func:`parse_codec`)
+puts the reference chunks through the same :func:`mp3_roundtrip`.
 
-For a lossy reference, :func:`vocalfx.match` also puts each render through MP3 before the
-encoder (:func:`mp3_roundtrip`, straight through for the gradient), so that the encoder compares
-a coded render with a coded reference. The bit rate is the one whose holes on the starting render
-come nearest the reference's (:func:`simulated_kbps`). The codec is LAME inside libsndfile, which
-the ``soundfile`` wheels bundle (libsndfile 1.1 or newer); without it the match goes on without
-the simulation and says so.
+The codec is LAME inside libsndfile, which the ``soundfile`` wheels bundle (libsndfile 1.1 or
+newer); without it matching goes on without the simulation and says so.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -94,7 +96,7 @@ def hole_fraction(audio: torch.Tensor, sample_rate: int) -> float:
     :data:`HOLE_DB` below the median of the 15 bins around it in its frame (Hann frames of 1,152
     samples, half overlap, frames within 40 dB of the loudest in the band). Lossless voices
     through a chain, with or without reverb, measure 0.006-0.015 on the dev references; MP3 at
-    64 kbps 0.024-0.054 (docs/fx-encoder.md, session 12).
+    64 kbps 0.024-0.054 (docs/results.md, "MP3 references").
 
     Args:
         audio: ``(channels, time)``.
@@ -282,3 +284,31 @@ def simulated_kbps(
         if holes < reference_holes:
             break
     return best
+
+
+_CODEC_SPEC = re.compile(r"^mp3:(\d+)$")
+
+
+def parse_codec(spec: Optional[str]) -> Optional[Tuple[str, int]]:
+    """``"mp3:64"`` -> ``("mp3", 64)``; ``None``, ``""`` or ``"none"`` -> ``None``.
+
+    Raises:
+        ValueError: another codec, or a bit rate outside the 64-320 kbps that
+            :func:`mp3_roundtrip` codes.
+    """
+    if spec in (None, "", "none"):
+        return None
+    m = _CODEC_SPEC.match(str(spec).strip().lower())
+    if m is None:
+        raise ValueError(f"reference codec {spec!r}: expected mp3:KBPS, e.g. mp3:64")
+    kbps = int(m.group(1))
+    if not 64 <= kbps <= 320:
+        raise ValueError(f"reference codec {spec!r}: the MP3 bit rate must lie in 64-320 kbps")
+    return "mp3", kbps
+
+
+def mp3_chunks(chunks: torch.Tensor, sample_rate: int, kbps: int) -> torch.Tensor:
+    """``chunks`` ``(n, channels, time)`` coded end to end as one stream, as a reference file is, and cut again."""
+    from .chunks import join_chunks, split_chunks
+
+    return split_chunks(mp3_roundtrip(join_chunks(chunks), sample_rate, kbps), chunks.shape[0])

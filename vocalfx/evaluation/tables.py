@@ -170,7 +170,8 @@ def _summary_markdown(out, corpus, names, stats, complete, problems, cells, run)
     if last is not None:
         lines += [
             f"- command: `{last.get('command') or '(API call)'}`",
-            f"- wall time: {wall:.0f} s over {sum(1 for r in invocations if r.get('cells_computed') or r.get('interrupted'))} "
+            f"- wall time: {wall:.0f} s over "
+            f"{sum(1 for r in invocations if r.get('cells_computed') or r.get('interrupted'))} "
             f"invocation(s) that computed cells (last: {last.get('jobs')} process(es), "
             f"{last.get('threads') or (1 if (last.get('jobs') or 1) > 1 else 'default')} torch thread(s) each)",
             f"- machine: {machine.get('cpu', '?')}, {machine.get('cpu_count', '?')} logical CPUs, "

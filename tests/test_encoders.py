@@ -1,4 +1,4 @@
-"""Encoders (vocalfx.embed): DiffVox goldens, normalisation, batching, resampling, gradients."""
+"""Encoders (vocalfx.encoders): DiffVox goldens, normalisation, batching, resampling, gradients."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 import torchaudio.functional as AF
 
-from vocalfx.embed import (
+from vocalfx.encoders import (
     MFCCEncoder,
     MIREncoder,
     StereoEncoder,
@@ -19,7 +19,7 @@ from vocalfx.embed import (
     mid_side,
     register_encoder,
 )
-from vocalfx.embed.features import time_statistics
+from vocalfx.encoders.features import time_statistics
 
 GOLDEN_NAMES = ["internal_000", "internal_050", "internal_150", "medleydb_000", "medleydb_020", "medleydb_060"]
 
@@ -255,7 +255,7 @@ def test_time_statistics_closed_form():
 def test_combined_encoder_is_its_parts_side_by_side():
     """``get_encoder("fx+mfcc")``: the first part's embeddings under mid/side, the others under
     ``name:mid``/``name:side``, each exactly what that part gives alone."""
-    from vocalfx.embed import CombinedEncoder, get_encoder
+    from vocalfx.encoders import CombinedEncoder, get_encoder
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 2, 3 * 44100, generator=g) * 0.1
@@ -278,7 +278,7 @@ def test_combined_encoder_is_its_parts_side_by_side():
 def test_ito_nll_adds_one_likelihood_per_part():
     """The combined likelihood is the sum of the parts' (each part has its own sigma), and its
     gradient reaches the audio through both parts."""
-    from vocalfx.embed import get_encoder
+    from vocalfx.encoders import get_encoder
     from vocalfx.matching import ito_nll
 
     g = torch.Generator().manual_seed(1)

@@ -1,9 +1,9 @@
-"""The ``fx`` encoder (vocalfx/embed/fx.py) with its shipped weights.
+"""The ``fx`` encoder (vocalfx/encoders/trained.py) with its shipped weights.
 
 Held-out audio: the clips here are made by a small additive source-filter singer written for this
 test (harmonics of a gliding, vibrato f0 shaped by vowel formants, with noise consonants), a voice
 the encoder never heard (its training set is pysinsy, Asterisk prompts, espeak-ng and flite;
-``docs/fx-encoder.md``), rendered with presets drawn from the prior with this file's seeds. Where
+``docs/guide/encoders.md``), rendered with presets drawn from the prior with this file's seeds. Where
 espeak-ng is installed, its Finnish voice, which the training set holds out, is checked too.
 """
 
@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from vocalfx import VocalChain
-from vocalfx.embed import get_encoder
-from vocalfx.embed.fx import DEFAULT_WEIGHTS, Z_MAX, FxEncoder, FxWeightsError
+from vocalfx.encoders import get_encoder
+from vocalfx.encoders.trained import DEFAULT_WEIGHTS, Z_MAX, FxEncoder, FxWeightsError
 from vocalfx.prior import GaussianPrior
 
 SR = 44100
@@ -266,20 +266,19 @@ def test_bad_shapes_are_refused(enc):
 
 
 def test_codec_weights_hear_through_mp3(renders):
-    """With the codec-robust weights, held-out renders through MP3 at 64 kbps (LAME via
-    pedalboard, the test extra) stay nearer to their lossless selves than to the same content
+    """With the codec-robust weights, held-out renders through MP3 at 64 kbps (LAME in
+    libsndfile, :func:`vocalfx.codec.mp3_roundtrip`) stay nearer to their lossless selves than to the same content
     under another preset, for every preset. (The default weights fail this: MP3 at 64 kbps moves
-    them about as far as another preset does; docs/fx-encoder.md, "Lossy references".)"""
-    pytest.importorskip("pedalboard", reason="pedalboard (the test extra) encodes the MP3")
-    from vocalfx.embed.fx import CODEC_WEIGHTS
-    from vocalfx.evaluation.codec import lossy_roundtrip
+    them about as far as another preset does; docs/guide/encoders.md, "Lossy references".)"""
+    from vocalfx.codec import mp3_roundtrip
+    from vocalfx.encoders.trained import CODEC_WEIGHTS
 
     enc = FxEncoder(weights=CODEC_WEIGHTS)
     assert (
         enc.provenance.get("teacher_sha256") == __import__("hashlib").sha256(DEFAULT_WEIGHTS.read_bytes()).hexdigest()
     )
     _, wa, _, _ = renders
-    lossy = torch.stack([lossy_roundtrip(w, SR, "mp3:64") for w in wa])
+    lossy = torch.stack([mp3_roundtrip(w, SR, 64) for w in wa])
     assert lossy.shape == wa.shape and torch.isfinite(lossy).all()
     with torch.no_grad():
         e, el = enc(wa), enc(lossy)
@@ -292,7 +291,7 @@ def test_codec_weights_hear_through_mp3(renders):
 
 
 def test_codec_weights_predict_inside_the_prior(renders):
-    from vocalfx.embed.fx import CODEC_WEIGHTS
+    from vocalfx.encoders.trained import CODEC_WEIGHTS
 
     enc = FxEncoder(weights=CODEC_WEIGHTS)
     _, wa, _, dry_a = renders

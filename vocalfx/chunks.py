@@ -12,7 +12,8 @@ numbers and the rule live here once:
 * :func:`chunk_starts` and :func:`cut_chunks`: where chunks start (from the first sample, every
   chunk length; optionally one more chunk that ends at the last sample);
 * :func:`active_chunks`: both, as matching uses them;
-* :func:`chunk_pair`: the overlapping windows of pair fitting.
+* :func:`chunk_pair`: the overlapping windows of pair fitting;
+* :func:`join_chunks` and :func:`split_chunks`: chunks laid end to end as one signal, and back.
 
 Example:
     >>> x = torch.randn(1, 44100 * 30) * 0.1
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 from scipy.ndimage import maximum_filter1d
 
-from .. import defaults
+from . import defaults
 from .errors import MatchError
 
 __all__ = [
@@ -46,6 +47,8 @@ __all__ = [
     "cut_chunks",
     "active_chunks",
     "chunk_pair",
+    "join_chunks",
+    "split_chunks",
 ]
 
 #: Loudness the dry and the processed vocal are normalised to (LUFS), as in DiffVox.
@@ -184,3 +187,26 @@ def chunk_pair(dry: torch.Tensor, wet: torch.Tensor, chunk: int, warmup: int) ->
     x = torch.stack([d[:, s : s + chunk] for s in starts])
     y = torch.stack([w[:, s : s + chunk] for s in starts])
     return x, y, warmup
+
+
+def join_chunks(chunks: torch.Tensor) -> torch.Tensor:
+    """``(n, channels, time)`` chunks laid end to end in time: ``(channels, n * time)``.
+
+    Example:
+        >>> x = torch.arange(12.0).reshape(3, 1, 4)
+        >>> torch.equal(split_chunks(join_chunks(x), 3), x)
+        True
+    """
+    if chunks.dim() != 3:
+        raise ValueError(f"expected (chunks, channels, time), got shape {tuple(chunks.shape)}")
+    n, c, t = chunks.shape
+    return chunks.permute(1, 0, 2).reshape(c, n * t)
+
+
+def split_chunks(audio: torch.Tensor, n: int) -> torch.Tensor:
+    """``(channels, n * time)`` cut into ``n`` equal chunks: ``(n, channels, time)`` (the inverse of
+    :func:`join_chunks`)."""
+    if audio.dim() != 2 or n < 1 or audio.shape[-1] % n:
+        raise ValueError(f"cannot cut audio of shape {tuple(audio.shape)} into {n} equal chunks")
+    c, total = audio.shape
+    return audio.reshape(c, n, total // n).permute(1, 0, 2).contiguous()

@@ -3,13 +3,13 @@
 The encoder is meant to hear *how* a vocal was processed (EQ, dynamics, stereo, delay, reverb,
 level of side against mid), not *what* is sung or said. It was trained here, on dry voices and
 effects that never include the MedleyDB presets or the dev-corpus vocals
-(``scripts/build_training_set.py``, ``scripts/train_fx_encoder.py``, ``docs/fx-encoder.md``), and
-its weights ship inside the package (``vocalfx/embed/weights/``, with a README saying how they
+(``scripts/build_training_set.py``, ``scripts/train_fx_encoder.py``, ``docs/guide/encoders.md``), and
+its weights ship inside the package (``vocalfx/encoders/weights/``, with a README saying how they
 were made). Nothing is downloaded.
 
 Signal flow (all differentiable with respect to the input audio, so ITO can backpropagate):
 
-1. mid/side of left/right (orthonormal, :func:`vocalfx.embed.mid_side`);
+1. mid/side of left/right (orthonormal, :func:`vocalfx.encoders.mid_side`);
 2. power spectrogram per channel: periodic Hann window, ``n_fft`` 2048, hop 1024, no padding
    (``1 + (T - 2048) // 1024`` frames), ``|X|^2 / sum(w^2)``;
 3. 64 Slaney mel bands over 40-20000 Hz (:func:`torchaudio.functional.melscale_fbanks`);
@@ -24,7 +24,7 @@ Signal flow (all differentiable with respect to the input audio, so ITO can back
    1x1 convolution;
 6. mean and standard deviation over frames of the network's output, concatenated with the mean
    and standard deviation over frames of the input features themselves;
-7. two linear maps to the mid and the side embeddings; :class:`~vocalfx.embed.StereoEncoder`
+7. two linear maps to the mid and the side embeddings; :class:`~vocalfx.encoders.StereoEncoder`
    L2-normalises them.
 
 The preset head (:meth:`FxEncoder.predict_preset`) maps the pooled reference features, the
@@ -37,7 +37,7 @@ prior gives mass to.
 
 Example:
     >>> import torch
-    >>> from vocalfx.embed import get_encoder
+    >>> from vocalfx.encoders import get_encoder
     >>> enc = get_encoder("fx")                      # the shipped weights
     >>> emb = enc(torch.randn(1, 2, 11 * 44100))
     >>> emb["mid"].shape
@@ -57,6 +57,7 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import nn
 
+from ..errors import VocalfxError
 from ..functional.fft import stft_power
 from ..params import NUM_PARAMS
 from .base import StereoEncoder, check_stereo, mid_side, register_encoder
@@ -78,7 +79,7 @@ WEIGHTS_FORMAT_VERSION = 1
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "fx-v1.pt"
 #: Codec-robust weights: fx-v1 distilled to give from an MP3-coded render what it gives from the
 #: lossless one (``scripts/tune_fx_codec.py``; ``vocalfx.match`` uses them for a reference that a
-#: lossy codec band-limited, see :mod:`vocalfx.matching.lossy`).
+#: lossy codec band-limited, see :mod:`vocalfx.codec`).
 CODEC_WEIGHTS = Path(__file__).resolve().parent / "weights" / "fx-codec.pt"
 
 N_FFT = 2048
@@ -93,7 +94,7 @@ Z_MAX = 3.0
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-class FxWeightsError(ValueError):
+class FxWeightsError(VocalfxError, ValueError):
     """The fx encoder's weights file is missing, unreadable or does not match the model."""
 
 
@@ -267,7 +268,8 @@ def load_fx_weights(path: PathLike) -> Dict[str, Any]:
     version = data.get("format_version")
     if not isinstance(version, int) or version > WEIGHTS_FORMAT_VERSION:
         raise FxWeightsError(
-            f"fx encoder weights {str(path)!r} have format version {version!r}; this vocalfx reads up to {WEIGHTS_FORMAT_VERSION}"
+            f"fx encoder weights {str(path)!r} have format version {version!r}; "
+            f"this vocalfx reads up to {WEIGHTS_FORMAT_VERSION}"
         )
     missing = [k for k in ("config", "state_dict", "prior_mean", "prior_chol") if k not in data]
     if missing:
@@ -293,7 +295,7 @@ class FxEncoder(StereoEncoder):
     Args:
         sample_rate: sample rate (Hz) of the audio it will be given (resampled to 44.1 kHz).
             Default 44100.
-        weights: a weights file; default: the shipped ``vocalfx/embed/weights/fx-v1.pt``.
+        weights: a weights file; default: the shipped ``vocalfx/encoders/weights/fx-v1.pt``.
             ``None`` builds an untrained network (random initialisation from torch's global
             generator; for training scripts).
 
@@ -308,6 +310,7 @@ class FxEncoder(StereoEncoder):
     model_sample_rate = 44100
     min_samples = N_FFT + 3 * HOP  # four frames
     embedding_dim = 128
+    simulates_codec = True  # the codec weights were distilled on coded renders: compare coded with coded
 
     def __init__(
         self,
@@ -320,6 +323,7 @@ class FxEncoder(StereoEncoder):
         super().__init__(sample_rate)
         self.weights_path: Optional[str] = None
         self.provenance: Dict[str, Any] = {}
+        self._shipped_default = weights is DEFAULT_WEIGHTS  # the codec weights stand in for these only
         if weights is not None:
             data = load_fx_weights(weights)
             config = dict(data["config"])
@@ -435,6 +439,17 @@ class FxEncoder(StereoEncoder):
             >>> raw = enc.predict_preset(wet_chunks, dry=dry_chunks[:1])
         """
         return self.whitened_to_raw(self.predict_whitened(reference, dry))
+
+    def for_lossy_reference(self) -> "FxEncoder":
+        """With the shipped default weights, an encoder with the codec-robust ones (:data:`CODEC_WEIGHTS`).
+
+        They hear through a lossy codec's damage: MP3 at 64 kbps moves them about 19 degrees
+        where it moves the default weights 66 (another preset: about 89). An encoder built from
+        any other weights file is returned as it is: the caller chose those weights.
+        """
+        if not self._shipped_default:
+            return self
+        return FxEncoder(sample_rate=self.sample_rate, weights=CODEC_WEIGHTS)
 
     def extra_repr(self) -> str:
         w = self.weights_path if self.weights_path is not None else "untrained"

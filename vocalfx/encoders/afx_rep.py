@@ -22,7 +22,7 @@ Signal flow, per batch item (all at 48 kHz; ``forward`` of :class:`AFxRepEncoder
    after the sixth) with 64, 128, 256, 512, 1024, 2048 channels, shared by mid and side;
 6. mean over mel bands, then max + mean over frames -> 2048 values per channel;
 7. separate linear heads: ``fc_mid`` for the mid channel, ``fc_side`` for the side channel, each
-   to ``embed_dim`` (512) values. :class:`~vocalfx.embed.StereoEncoder` L2-normalises them.
+   to ``embed_dim`` (512) values. :class:`~vocalfx.encoders.StereoEncoder` L2-normalises them.
 
 The module is inference-only: BatchNorm always uses its running statistics and there is no
 dropout or SpecAugment (the training-time parts of the published model), whatever

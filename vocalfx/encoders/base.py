@@ -1,6 +1,6 @@
 """The encoder interface and registry: :class:`StereoEncoder`, :func:`register_encoder`, :func:`get_encoder`.
 
-The encoder modules (``features``, ``afx_rep``, ``fx``) import this module; ``vocalfx.embed``
+The encoder modules (``features``, ``afx_rep``, ``fx``) import this module; ``vocalfx.encoders``
 imports them, so they are registered whenever the package is imported, and no module imports
 one that imports it.
 """
@@ -66,6 +66,11 @@ class StereoEncoder(nn.Module):
     Class attributes:
         model_sample_rate: the rate (Hz) the features are defined at.
         min_samples: the shortest input (samples at ``model_sample_rate``) the encoder accepts.
+        simulates_codec: whether a match against a lossy reference should put each render
+            through the same kind of codec before this encoder compares them (default False).
+
+    An encoder says what it needs for a reference that went through a lossy codec through
+    :meth:`for_lossy_reference` and :attr:`simulates_codec`; matching knows no encoder's files.
 
     Args:
         sample_rate: sample rate (Hz) of the audio the encoder will be given. Default 44100.
@@ -77,6 +82,7 @@ class StereoEncoder(nn.Module):
     model_sample_rate: int = 44100
     min_samples: int = 1
     embedding_dim: int
+    simulates_codec: bool = False
 
     def __init__(self, sample_rate: int = 44100) -> None:
         super().__init__()
@@ -120,6 +126,14 @@ class StereoEncoder(nn.Module):
             ``(batch, 2, time)`` -> ``(batch, 2, D)``.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement channel_features or embed_mid_side")
+
+    def for_lossy_reference(self) -> "StereoEncoder":
+        """The encoder to compare with a reference that went through a lossy codec.
+
+        The default is this encoder itself; an encoder with weights made for coded audio returns
+        an encoder that loads them (:class:`vocalfx.encoders.trained.FxEncoder`).
+        """
+        return self
 
     def extra_repr(self) -> str:
         return (
@@ -212,9 +226,17 @@ class CombinedEncoder(StereoEncoder):
         self.parts = nn.ModuleList(e for _, e in parts)
         self.embedding_dim = sum(e.embedding_dim for e in self.parts)
         self.min_samples = max(getattr(e, "min_samples", 1) for e in self.parts)
+        self.simulates_codec = any(e.simulates_codec for e in self.parts)
         first = self.parts[0]
         if callable(getattr(first, "predict_preset", None)):
             self.predict_preset = first.predict_preset  # the first part's preset head
+
+    def for_lossy_reference(self) -> "CombinedEncoder":
+        """Each part's own lossy-reference encoder; this encoder if none of them changes."""
+        parts = [(name, enc.for_lossy_reference()) for name, enc in zip(self.names, self.parts)]
+        if all(new is old for (_, new), old in zip(parts, self.parts)):
+            return self
+        return CombinedEncoder(parts, sample_rate=self.sample_rate)
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         check_stereo(x)
