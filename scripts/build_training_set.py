@@ -36,7 +36,7 @@ Three resumable stages (a re-run skips whatever is already on disk; ``--stage`` 
     Chain presets are rendered by ``vocalfx.VocalChain`` from the -18 LUFS chunk, at the level the
     preset gives (as in the evaluation protocol). The MedleyDB collection is never read. Random
     gains are not needed for the embedding, whose features are gain-free by construction
-    (``vocalfx.embed.fx.level_free``); the stored level is used by the preset head only.
+    (``vocalfx.encoders.trained.level_free``); the stored level is used by the preset head only.
 
 ``manifest.json`` lists every source (package, version, licence, seed, clip files or text) and the
 settings of the build. One thread by default (``--threads``).
@@ -368,7 +368,7 @@ def stage_chunks(args, out: Path) -> None:
     import soundfile as sf
     import torch
 
-    from vocalfx.embed.fx import FxEncoder
+    from vocalfx.encoders.trained import FxEncoder
 
     if (out / "chunks.json").exists() and (out / "dry_feats.pt").exists():
         log("chunks: already built")
@@ -533,7 +533,7 @@ def stage_blocks(args, out: Path) -> None:
     import torch
 
     from vocalfx import VocalChain
-    from vocalfx.embed.fx import FxEncoder
+    from vocalfx.encoders.trained import FxEncoder
     from vocalfx.params import from_diffvox
     from vocalfx.prior import GaussianPrior
 
@@ -568,7 +568,7 @@ def stage_blocks(args, out: Path) -> None:
         chunk_ids = [int(rng.choice(by_split[split][sources[p]])) for p in pick]
         dry = torch.from_numpy(np.stack([chunks[i] for i in chunk_ids]).astype(np.float32))[:, None]  # (4, 1, T)
         effects, raws, zs, wets = [], [], [], []
-        for e in range(4):
+        for _ in range(4):
             r = rng.random()
             eff = {}
             if r < 0.75:

@@ -6,11 +6,9 @@ shrinkage) to the training presets of the DiffVox internal collection:
 layout to vocalfx's 130 values with :func:`vocalfx.params.from_diffvox`. The provenance (input
 file SHA-256 digests, preset count) is written into the file's ``source`` field.
 
-Usage (from the repository root)::
+Usage (from the repository root, with vocalfx installed, e.g. ``pip install -e .``)::
 
-    PYTHONPATH=. .venv/bin/python scripts/fit_default_prior.py ../shared/diffvox-presets/internal
-
-(``PYTHONPATH=.`` is only needed when vocalfx is not installed, e.g. ``pip install -e .``.)
+    .venv/bin/python scripts/fit_default_prior.py ../shared/diffvox-presets/internal
 
 Exit codes: 0 written, 1 input missing or invalid.
 """

@@ -4,7 +4,7 @@ Runs the README's first command (`vocalfx match examples/dry_vocal.flac examples
 -o example_match.wav`) with `--report example_report.html`, in a work directory, then takes a
 screenshot of the top of the page with headless Chromium (`chromium --headless --screenshot`),
 reduced to a 256-colour palette if it is over the size budget. Prints the sizes it measured
-(they go in docs/report.md).
+(they go in docs/guide/matching.md).
 
     .venv/bin/python scripts/make_example_report.py                 # work dir: a temporary one
     .venv/bin/python scripts/make_example_report.py --work runs/example --threads 1

@@ -14,7 +14,7 @@ an effects chain drawn by this script):
    reverb (``scipy.signal.fftconvolve``) with a synthetic stereo impulse response (decaying
    noise, per-side T60 and damping, pre-delay). The convolution reverb, the delay routing and
    these ranges were never used to make training data (the training set's pedalboard effects use
-   pedalboard's algorithmic ``Reverb``; ``docs/fx-encoder.md``).
+   pedalboard's algorithmic ``Reverb``; ``docs/guide/encoders.md``).
 2. **Protocol**: the corpus written to ``OUT/corpus`` (``protocol.json`` with a ``wet`` file per
    track) goes through ``vocalfx.evaluation.evaluate`` like any corpus: the reference is the wet
    chunks at even positions, the input the dry chunks at odd positions; ``OUT/eval`` holds the
@@ -44,14 +44,13 @@ import numpy as np
 import soundfile as sf
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from vocalfx.evaluation import MethodOptions, evaluate, load_corpus, parse_methods, prepare_track
+from vocalfx.io import atomic_write_text, integrated_loudness, load_audio, loudness_normalize
+from vocalfx.metrics import mldr, mss
+from vocalfx.preset import Preset
+from vocalfx.render import render
 
-from vocalfx.evaluation import MethodOptions, evaluate, load_corpus, parse_methods, prepare_track  # noqa: E402
-from vocalfx.io import atomic_write_text, integrated_loudness, load_audio, loudness_normalize  # noqa: E402
-from vocalfx.metrics import mldr, mss  # noqa: E402
-from vocalfx.preset import Preset  # noqa: E402
-from vocalfx.render import render  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SR = 44100
 DEFAULT_METHODS = "mean,ito:mfcc:0.1,pred,ito-pred:fx:0.1,match"
@@ -258,7 +257,8 @@ def main() -> None:
         f"Out-of-family check: {len(ok_tracks)} tracks, seed {args.seed}, {time.time() - t0:.0f} s "
         f"(including resumed cells); eval cells in {args.out / 'eval'}",
         "",
-        "| method | MSS L/R (loudness-matched) | MLDR L/R (matched) | MSS L/R raw | MLDR L/R raw | wins vs mean (MSS matched) |",
+        "| method | MSS L/R (loudness-matched) | MLDR L/R (matched) | MSS L/R raw | MLDR L/R raw "
+        "| wins vs mean (MSS matched) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     by = {(r["track"], r["method"]): r for r in rows}

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Train the ``fx`` encoder (``vocalfx/embed/fx.py``) on the set built by build_training_set.py.
+"""Train the ``fx`` encoder (``vocalfx/encoders/trained.py``) on the set built by build_training_set.py.
 
     python scripts/train_fx_encoder.py --data build/fx-train --run build/fx-train/run \
-        --steps 5000 --export vocalfx/embed/weights/fx-v1.pt
+        --steps 5000 --export vocalfx/encoders/weights/fx-v1.pt
 
 Objective, per step (``--blocks-per-step`` blocks of 4 effects x 4 contents = 16 wet examples each):
 
@@ -39,10 +39,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from vocalfx.encoders.trained import WEIGHTS_FORMAT, WEIGHTS_FORMAT_VERSION, FxEncoder
 
-from vocalfx.embed.fx import WEIGHTS_FORMAT, WEIGHTS_FORMAT_VERSION, FxEncoder  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 MAX_FRAMES = 472
 
@@ -266,7 +265,8 @@ def fit_head(net, data: Data, args, log) -> dict:
             best, best_state = v_dry, ({k: t.clone() for k, t in head.state_dict().items()}, epoch, v_no)
         if epoch % 10 == 0 or epoch == args.head_epochs - 1:
             log(
-                f"head: epoch {epoch} val z_mse with dry {v_dry:.4f}, without {v_no:.4f} (mean-preset baseline {float((zv**2).mean()):.4f})"
+                f"head: epoch {epoch} val z_mse with dry {v_dry:.4f}, without {v_no:.4f} "
+                f"(mean-preset baseline {float((zv**2).mean()):.4f})"
             )
     state, epoch, v_no = best_state
     head.load_state_dict(state)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Make the ``fx`` encoder hear through lossy codecs: codec-invariance by self-distillation.
 
-Why: measured on the dev corpus (docs/fx-encoder.md), MP3 at 64 kbps moves the v1 encoder's
+Why: measured on the dev corpus (docs/guide/encoders.md), MP3 at 64 kbps moves the v1 encoder's
 embedding of a reference by 30-70 degrees, as far as a different preset does, so ITO chases the
 codec. Cutting both sides at the codec's cut-off removed only a third of that: the damage is in the
 band the codec keeps (quantisation holes, joint stereo, pre-echo), not only above it.
@@ -25,11 +25,11 @@ Two resumable stages, seeded (``--seed``) and logged (``OUT/log.txt``):
     builder give the validation pairs (every 10th shard).
 ``train``  AdamW on the student, cosine schedule, checkpoint every 100 steps (``OUT/state.pt``),
     validation every 100 steps; the step with the best validation score is exported
-    (``--export``) in the weights format of ``vocalfx.embed.fx`` with its provenance.
+    (``--export``) in the weights format of ``vocalfx.encoders.trained`` with its provenance.
 
     python scripts/build_training_set.py --stage sources ... && ... --stage chunks   (the dry chunks)
     python scripts/tune_fx_codec.py --data build/fx-train --out build/fx-codec --pairs 2000 \\
-        --steps 1500 --seed 0 --export vocalfx/embed/weights/fx-v2.pt
+        --steps 1500 --seed 0 --export vocalfx/encoders/weights/fx-v2.pt
 """
 
 from __future__ import annotations
@@ -50,8 +50,6 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SHARD = 50
 KBPS = (64, 64, 80, 96, 128, 160)  # 64 kbps twice: the hardest case is the one references come in
@@ -77,7 +75,7 @@ def stage_pairs(a, out: Path) -> None:
     import build_training_set as B
 
     from vocalfx import VocalChain
-    from vocalfx.embed.fx import FxEncoder
+    from vocalfx.encoders.trained import FxEncoder
     from vocalfx.params import from_diffvox
     from vocalfx.prior import GaussianPrior
 
@@ -225,8 +223,8 @@ def evaluate(net, s, tgt, d_stats, d_level, batch=64):
         for i in range(0, len(s["ll"]), batch):
             sl = slice(i, i + batch)
             st, lv, has = dry_inputs(s["dry"][sl], d_stats, d_level)
-            for key, f, l in (("codec", s["fc"], s["lc"]), ("lossless", s["fl"], s["ll"])):
-                m, sd, z = head_z(net, f[sl].float(), l[sl], st, lv, has)
+            for key, f, level in (("codec", s["fc"], s["lc"]), ("lossless", s["fl"], s["ll"])):
+                m, sd, z = head_z(net, f[sl].float(), level[sl], st, lv, has)
                 ang = (angle_deg(m, tgt["mid"][sl]) + angle_deg(sd, tgt["side"][sl])) / 2
                 res[f"{key}_deg"].append(ang)
                 res[f"{key}_z"].append(((z - tgt["z"][sl]) ** 2).mean(-1))
@@ -236,7 +234,7 @@ def evaluate(net, s, tgt, d_stats, d_level, batch=64):
 
 
 def stage_train(a, out: Path) -> None:
-    from vocalfx.embed.fx import WEIGHTS_FORMAT, WEIGHTS_FORMAT_VERSION, FxEncoder, load_fx_weights
+    from vocalfx.encoders.trained import WEIGHTS_FORMAT, WEIGHTS_FORMAT_VERSION, FxEncoder, load_fx_weights
 
     torch.manual_seed(a.seed)  # a script, not the library: the seed is this run's
     sets, d_stats, d_level = load_pairs(out, a.data)
@@ -270,8 +268,8 @@ def stage_train(a, out: Path) -> None:
         idx = torch.randint(n, (a.batch,), generator=gen)
         st, lv, has = dry_inputs(tr["dry"][idx], d_stats, d_level)
         loss = 0.0
-        for f, l, w in ((tr["fc"], tr["lc"], 1.0), (tr["fl"], tr["ll"], a.lossless_weight)):
-            m, sd, z = head_z(student, f[idx].float(), l[idx], st, lv, has)
+        for f, level, w in ((tr["fc"], tr["lc"], 1.0), (tr["fl"], tr["ll"], a.lossless_weight)):
+            m, sd, z = head_z(student, f[idx].float(), level[idx], st, lv, has)
             emb = (2 - (m * tgt_tr["mid"][idx]).sum(-1) - (sd * tgt_tr["side"][idx]).sum(-1)).mean()
             zl = ((z - tgt_tr["z"][idx]) ** 2).mean()
             loss = loss + w * (emb + a.z_weight * zl)
@@ -290,7 +288,8 @@ def stage_train(a, out: Path) -> None:
                 best = {"step": step, "score": score, "state": copy.deepcopy(student.state_dict()), **v}
             log(
                 out,
-                f"step {step} lr {lr:.2e} loss {float(loss.detach()):.4f} val {json.dumps({k: round(x, 4) for k, x in v.items()})}",
+                f"step {step} lr {lr:.2e} loss {float(loss.detach()):.4f} "
+                f"val {json.dumps({k: round(x, 4) for k, x in v.items()})}",
             )
             atomic_save(
                 {
@@ -342,7 +341,7 @@ def main() -> None:
     ap.add_argument("--stage", choices=("all", "pairs", "train"), default="all")
     ap.add_argument("--pairs", type=int, default=2000, help="pairs to render (default 2000)")
     ap.add_argument(
-        "--weights", type=Path, default=ROOT / "vocalfx" / "embed" / "weights" / "fx-v1.pt", help="the teacher"
+        "--weights", type=Path, default=ROOT / "vocalfx" / "encoders" / "weights" / "fx-v1.pt", help="the teacher"
     )
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--max-minutes", type=float, default=60.0)
@@ -355,7 +354,9 @@ def main() -> None:
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--export", default=None, help="write the best student here (weights format of vocalfx.embed.fx)")
+    ap.add_argument(
+        "--export", default=None, help="write the best student here (weights format of vocalfx.encoders.trained)"
+    )
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     a.out.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ with conv1d; on CPU, PyTorch sends that conv1d to oneDNN unless torch.backends.m
 oneDNN is slow for this (batch, 1, long time) shape. vocalfx applies the same taps by FFT
 convolution instead (torchaudio.functional.fftconvolve), which needs no process-wide flag.
 
-    python scripts/bench_metrics.py --seconds 44 --repeats 5 --threads 1
+    python benchmarks/bench_metrics.py --seconds 44 --repeats 5 --threads 1
 
 Prints the median time of each route and their largest difference (relative to the peak).
 """

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Local worker processes against Ray for the same batch: the per-task overhead of Ray.
 
-    python scripts/bench_engines.py --items 8 --jobs 2 --out build/bench-engines
+    python benchmarks/bench_engines.py --items 8 --jobs 2 --out build/bench-engines
 
 Writes a pairs list of ``--items`` default matches (the bundled 12 s example dry vocal to the
 bundled reference, default settings: MFCC, alpha 0.1, 100 steps, 11 s chunks, one torch thread
@@ -51,7 +51,7 @@ def run(pairs: Path, out: Path, engine: str, jobs: int) -> float:
         "-q",
     ]
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    r = subprocess.run(cmd, capture_output=True, text=True)
     dt = time.perf_counter() - t0
     if r.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{r.stderr}")

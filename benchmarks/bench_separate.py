@@ -24,7 +24,7 @@ Sections (each can be skipped):
             reporting each process's peak resident memory and wall time.
 
 Usage:
-    python scripts/bench_separate.py [--backends classical] [--sections sdr,match,memory]
+    python benchmarks/bench_separate.py [--backends classical] [--sections sdr,match,memory]
         [--tracks all] [--match-tracks sing_01,sing_05,speech_01,speech_05] [--match-ratio 0]
         [--minutes 5] [--threads 1] [--json docs/data/separate_bench.json]
 """
@@ -150,7 +150,7 @@ def section_sdr(tracks, clips, backends, ratios, log, options=None):
 
 def _chunks_at(audio: torch.Tensor, track, positions: str) -> torch.Tensor:
     """The protocol's chunks of ``audio`` (``(C, T)``): ``even`` (reference) or ``odd`` (input) among the active."""
-    from vocalfx.matching.chunks import active_mask, cut_chunks
+    from vocalfx.chunks import active_mask, cut_chunks
 
     chunk = int(round(track.chunk_seconds * 44100))
     active = active_mask(cut_chunks(track.wet, chunk, cover_tail=False), 44100)
@@ -315,7 +315,8 @@ def section_memory(tracks, clips, backends, minutes, threads, log):
                 }
             )
             log(
-                f"  {backend}, vocalfx separate file to file, {minutes:g} min stereo: peak RSS {r['peak_rss_mb']:.0f} MB, "
+                f"  {backend}, vocalfx separate file to file, {minutes:g} min stereo: "
+                f"peak RSS {r['peak_rss_mb']:.0f} MB, "
                 f"{r['seconds']:.1f} s (including imports)"
             )
     return rows
@@ -393,9 +394,11 @@ def main() -> None:
         log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for s in summary:
             log(
-                f"| {s['backend']} | {s['var_db']:+g} dB | {s['tracks']} | {s['mix_sdr_db']:+.2f} | {s['vocal_sdr_db']:+.2f} | "
-                f"**{s['improvement_mean_db']:+.2f}** | {s['improvement_median_db']:+.2f} | {s['improvement_min_db']:+.2f} | "
-                f"{s['improved_tracks']}/{s['tracks']} | {s['acc_improvement_mean_db']:+.2f} | {s['seconds_per_minute']:.2f} |"
+                f"| {s['backend']} | {s['var_db']:+g} dB | {s['tracks']} | {s['mix_sdr_db']:+.2f} | "
+                f"{s['vocal_sdr_db']:+.2f} | **{s['improvement_mean_db']:+.2f}** | "
+                f"{s['improvement_median_db']:+.2f} | {s['improvement_min_db']:+.2f} | "
+                f"{s['improved_tracks']}/{s['tracks']} | {s['acc_improvement_mean_db']:+.2f} | "
+                f"{s['seconds_per_minute']:.2f} |"
             )
     if "match" in sections:
         log(f"## Match cost at {a.match_ratio:+g} dB (MFCC, alpha 1; MSS L/R of the scored render, lower is better)")

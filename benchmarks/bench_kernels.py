@@ -18,7 +18,7 @@ warm-up, in ms, and the ratio.
 torchcomp's own kernel uses numba's parallel=True, whose OpenMP pool spins beside torch's; this
 script runs numba with the 'workqueue' threading layer so that torchcomp is timed at its best.
 
-Usage: python scripts/bench_kernels.py [--repeats 7] [--threads 2]
+Usage: python benchmarks/bench_kernels.py [--repeats 7] [--threads 2]
 """
 
 from __future__ import annotations
@@ -115,7 +115,8 @@ def main() -> None:
     for name, label_a, run_a, label_b, run_b in rows:
         ta, tb = timed(run_a, a.repeats), timed(run_b, a.repeats)
         print(
-            f"{name:15s} {label_a:>20s} {1000 * ta:8.1f} ms   {label_b:>20s} {1000 * tb:8.1f} ms   ratio {ta / tb:5.2f}x"
+            f"{name:15s} {label_a:>20s} {1000 * ta:8.1f} ms   "
+            f"{label_b:>20s} {1000 * tb:8.1f} ms   ratio {ta / tb:5.2f}x"
         )
 
 

@@ -6,10 +6,9 @@ subprocess with `vocalfx.match`'s default settings (or another ``--encoder``) an
 time per step and the peak resident memory of that process. The first repeat also pays for
 loading modules (the numba kernels are cached on disk after the first run ever).
 
-    python scripts/bench_match.py [--repeats 3] [--threads 2] [--encoder NAME] [--reference-kbps 64]
+    python benchmarks/bench_match.py [--repeats 3] [--threads 2] [--encoder NAME] [--reference-kbps 64]
 
-Targets (issue 12, for the default match): at most 30 s and 2 GB peak RSS on the project's 2-core machine
-(issue 4's were 120 s and 3 GB).
+Targets for the default match: at most 30 s and 2 GB peak RSS on the project's 2-core machine.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ def child(a) -> None:
     import numpy as np
     import torch
 
-    sys.path.insert(0, str(ROOT))
     torch.set_num_threads(a.threads)
     import vocalfx
     from vocalfx.alloc import apply_from_environment
@@ -49,7 +47,7 @@ def child(a) -> None:
     row = np.load(shared / "diffvox-presets/medleydb/raw_params.npy")[8]
     ref = render(src, Preset.from_diffvox(row))
     if a.reference_kbps:  # an MP3 reference: libsndfile's LAME, as the codec simulation uses
-        from vocalfx.matching.lossy import mp3_roundtrip
+        from vocalfx.codec import mp3_roundtrip
 
         ref = mp3_roundtrip(ref, 44100, a.reference_kbps)
     t0 = time.perf_counter()
@@ -61,15 +59,15 @@ def child(a) -> None:
         json.dumps(
             {
                 "seconds": seconds,
-                "steps": res.report.steps,
+                "steps": res.stats.steps,
                 "rss_mb": rss,
                 "dry_s": dry.shape[-1] / 44100,
                 "ref_s": ref.shape[-1] / 44100,
-                "n_dry_chunks": res.report.n_dry_chunks,
-                "n_ref_chunks": res.report.n_ref_chunks,
-                "loss": [res.report.initial_loss, res.report.loss],
-                "fx_weights": res.report.fx_weights,
-                "simulated_codec": res.report.simulated_codec,
+                "n_dry_chunks": res.stats.n_dry_chunks,
+                "n_ref_chunks": res.stats.n_ref_chunks,
+                "loss": [res.stats.initial_loss, res.stats.loss],
+                "fx_weights": res.stats.fx_weights,
+                "simulated_codec": res.stats.simulated_codec,
             }
         )
     )
@@ -119,9 +117,11 @@ def main() -> int:
         r = json.loads(out)
         runs.append(r)
         print(
-            f"run {i + 1}: {r['seconds']:.1f} s for {r['steps']} steps ({r['seconds'] / max(r['steps'], 1):.3f} s/step), "
+            f"run {i + 1}: {r['seconds']:.1f} s for {r['steps']} steps "
+            f"({r['seconds'] / max(r['steps'], 1):.3f} s/step), "
             f"peak RSS {r['rss_mb']:.0f} MB; {r['dry_s']:.0f} s dry in {r['n_dry_chunks']} chunks, "
-            f"{r['ref_s']:.0f} s reference in {r['n_ref_chunks']} chunks; loss {r['loss'][0]:.3f} -> {r['loss'][1]:.3f}; "
+            f"{r['ref_s']:.0f} s reference in {r['n_ref_chunks']} chunks; "
+            f"loss {r['loss'][0]:.3f} -> {r['loss'][1]:.3f}; "
             f"fx weights {r['fx_weights']}, simulated codec {r['simulated_codec']}",
             flush=True,
         )

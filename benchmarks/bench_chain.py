@@ -10,7 +10,7 @@ Cases (float32, one DiffVox-like preset, white noise at -20 dBFS RMS as input):
 
 Each case runs in its own process (so peak RSS is that case's), after one warm-up call (numba
 kernels compile or load from cache then), and reports the median of --repeats timed calls and
-the process's peak resident set size. Usage: python scripts/bench_chain.py [--repeats 5]
+the process's peak resident set size. Usage: python benchmarks/bench_chain.py [--repeats 5]
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """How long ``vocalfx --help`` and a sub-command's ``--help`` take, as whole processes.
 
-Issue 15's target: at most 1 s on the project's 2-core machine (it was about 2.5 s while torch and
+The target: at most 1 s on the project's 2-core machine (it was about 2.5 s while torch and
 numba loaded before the parser ran). Each command runs ``--runs`` times after one warm-up; the
 wall time of each run is measured around ``subprocess.run`` and its CPU time from the child's
 ``rusage``; the median is printed.
 
-Usage: python scripts/bench_cli_help.py [--runs 10] [--exe .venv/bin/vocalfx]
+Usage: python benchmarks/bench_cli_help.py [--runs 10] [--exe .venv/bin/vocalfx]
 """
 
 from __future__ import annotations
