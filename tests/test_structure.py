@@ -66,7 +66,7 @@ def test_the_length_check_finds_a_long_function(tmp_path):
     assert long_functions(pkg, MAX_LINES) == [f"pkg/m.py:6 long: {MAX_LINES + 1} lines"]
 
 
-#: A working session named in the text ("session 12"), or in a file name of the tree ("session12").
+#: The word "session" and a number, in the text (with a space) or in a file name of the tree (with or without).
 SESSION = re.compile(r"session [0-9]", re.IGNORECASE)
 SESSION_NAME = re.compile(r"session[ _-]?[0-9]", re.IGNORECASE)
 
