@@ -349,6 +349,39 @@ def test_match_row_is_vocalfx_match_with_its_defaults(corpus_dir, corpus, tmp_pa
     np.testing.assert_allclose(cell["vector"], direct.preset.raw, rtol=0, atol=1e-5)
 
 
+def test_match_with_changes_only_the_settings_it_names(corpus_dir, corpus, tmp_path):
+    from vocalfx import match
+
+    opts = _opts(corpus_dir)
+    (m,) = parse_methods(["match-with:steps=2:prediction_weight=0.5"], opts)
+    assert m.name == "match-prediction_weight0.5-steps2"
+    assert parse_methods([m.spec], opts)[0].name == m.name  # the spec rebuilds it (worker processes)
+    for bad, msg in [
+        ("match-with", "at least one"),
+        ("match-with:seed=3", "KEY=VALUE"),
+        ("match-with:steps", "KEY=VALUE"),
+        ("match-with:steps=two", "int"),
+        ("match-with:prediction_weight=2", "prediction_weight"),
+    ]:
+        with pytest.raises(EvalError, match=msg):
+            parse_methods([bad], opts)
+    res = evaluate(corpus, [m], tmp_path / "out", options=opts, progress=False)
+    assert res.failed == 0, res.errors
+    cell = _cells(tmp_path / "out")["v0/match-prediction_weight0.5-steps2.json"]
+    assert (cell["config"]["steps"], cell["config"]["prediction_weight"]) == (2, 0.5)
+    t = prepare_track(corpus.tracks[0], chunk_seconds=CHUNK_S)
+    direct = match(
+        t.input.permute(1, 0, 2).reshape(1, -1),
+        t.reference.permute(1, 0, 2).reshape(2, -1),
+        SR,
+        chunk_seconds=CHUNK_S,
+        steps=2,
+        prediction_weight=0.5,
+        progress=False,
+    )
+    np.testing.assert_allclose(cell["vector"], direct.preset.raw, rtol=0, atol=1e-5)
+
+
 def test_reference_codec_changes_only_the_reference(corpus_dir, corpus, tmp_path):
     lossy = load_corpus(corpus_dir, reference_codec="mp3:64")
     assert lossy.protocol()["reference_codec"] == "mp3:64" and "reference_codec" not in corpus.protocol()

@@ -25,7 +25,7 @@ from .corpus import EvalError, TrackData
 from .ito import InferenceTimeOptimisation, match_track
 from .registry import Method, MethodOptions, Prediction, format_alpha, register_method
 
-__all__ = ["PredictedPreset", "ITOFromPrediction", "DefaultMatch"]
+__all__ = ["PredictedPreset", "ITOFromPrediction", "DefaultMatch", "MatchWith"]
 
 PREDICTOR = "fx"
 
@@ -165,4 +165,74 @@ class DefaultMatch(Method):
 
     def predict(self, track: TrackData, context: EvalContext) -> Prediction:
         config = MatchConfig(chunk_seconds=track.chunk_seconds)  # vocalfx.match's defaults
+        return match_track(track, context, config, normalize_reference=True, where=f"{track.name}: {self.name}")
+
+
+#: The :class:`MatchConfig` fields a ``match-with`` spec may set, with how each is read.
+_MATCH_WITH_FIELDS = {
+    "encoder": str,
+    "init": str,
+    "prediction_weight": float,
+    "predictor": str,
+    "steps": int,
+    "lr": float,
+    "lr_final_ratio": float,
+    "alpha": float,
+    "space": str,
+}
+
+
+@register_method("match-with")
+class MatchWith(DefaultMatch):
+    """:func:`vocalfx.match` with some settings changed (spec ``match-with:KEY=VALUE[:KEY=VALUE...]``).
+
+    The candidate defaults are compared this way, on a validation corpus, before one of them
+    becomes :mod:`vocalfx.defaults`: ``match-with:steps=25:prediction_weight=0.5`` is the default
+    match with 25 steps and a start half-way from the prior mean to the prediction. Keys:
+    ``encoder``, ``init``, ``prediction_weight``, ``predictor``, ``steps``, ``lr``,
+    ``lr_final_ratio``, ``alpha``, ``space``. Everything else is the default row's.
+    """
+
+    def __init__(self, settings: Dict[str, Any]) -> None:
+        self.settings = dict(sorted(settings.items()))
+        try:
+            MatchConfig(**self.settings)
+        except (MatchError, TypeError) as e:
+            raise EvalError(f"match-with: {e}") from None
+
+    @classmethod
+    def expand(cls, args: Sequence[str], options: MethodOptions) -> List[Method]:
+        if not args:
+            raise EvalError("match-with needs at least one KEY=VALUE (use match for the defaults)")
+        settings: Dict[str, Any] = {}
+        for arg in args:
+            key, sep, text = arg.partition("=")
+            if not sep or key not in _MATCH_WITH_FIELDS:
+                raise EvalError(f"match-with: {arg!r} is not KEY=VALUE with KEY one of {', '.join(_MATCH_WITH_FIELDS)}")
+            try:
+                settings[key] = _MATCH_WITH_FIELDS[key](text)
+            except ValueError:
+                raise EvalError(
+                    f"match-with: {key} must be a {_MATCH_WITH_FIELDS[key].__name__}, got {text!r}"
+                ) from None
+        return [cls(settings)]
+
+    @property
+    def name(self) -> str:
+        return "match-" + "-".join(f"{k}{v}" for k, v in self.settings.items())
+
+    @property
+    def spec(self) -> str:
+        return "match-with:" + ":".join(f"{k}={v}" for k, v in self.settings.items())
+
+    def config(self, context: EvalContext) -> Dict[str, Any]:
+        config = MatchConfig(**self.settings)
+        return {
+            **super().config(context),
+            "method": self.name,
+            **{k: getattr(config, k) for k in _MATCH_WITH_FIELDS},
+        }
+
+    def predict(self, track: TrackData, context: EvalContext) -> Prediction:
+        config = MatchConfig(chunk_seconds=track.chunk_seconds, **self.settings)
         return match_track(track, context, config, normalize_reference=True, where=f"{track.name}: {self.name}")
