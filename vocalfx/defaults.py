@@ -78,5 +78,7 @@ EVAL_ALPHAS: Tuple[float, ...] = (0.0, 0.01, 0.1, 1.0)
 #: row uses ``vocalfx.match``'s own defaults instead.
 EVAL_ITO_STEPS: int = 100
 EVAL_ITO_LR: float = 0.05
-#: Separation backend used when none is named (needs no weights and no optional package).
-SEPARATE_BACKEND: str = "classical"
+#: Separation backend used when none is named: ``auto`` is ``spleeter+classical`` (the pretrained
+#: masks averaged with the classical ones) when the ``separate`` extra is installed, else
+#: ``classical`` (no weights, no optional package).
+SEPARATE_BACKEND: str = "auto"

@@ -72,15 +72,20 @@ def _reference(a: argparse.Namespace, notes: list):
         raise CLIError(f"{a.reference}: {reference.shape[0]} channels; the reference must be mono or stereo")
     if not a.separate:
         return reference, None
-    from ..separate import ModelNotFoundError, get_separator, separate
+    from ..separate import AUTO, ModelNotFoundError, get_separator, resolve_auto, separate
 
+    backend = a.backend
+    if backend == AUTO:
+        backend, fallback = resolve_auto()
+        if fallback:
+            notes.append(fallback)
     try:
-        sep = get_separator(a.backend, **({"model_dir": a.model_dir} if a.model_dir else {}))
+        sep = get_separator(backend, **({"model_dir": a.model_dir} if a.model_dir else {}))
     except ModelNotFoundError as e:
         raise CLIError(f"{e}{MODEL_DIR_HINT}") from None
     vocals, _ = separate(reference, SAMPLE_RATE, backend=sep, progress=not a.quiet)
     if not torch.isfinite(vocals).all() or float(vocals.abs().amax()) == 0.0:
-        raise CLIError(f"{a.reference}: separation ({a.backend}) returned no usable vocal")
+        raise CLIError(f"{a.reference}: separation ({backend}) returned no usable vocal")
     notes.append(f"{a.reference}: vocal isolated with {sep.describe()}")
     return vocals, sep.describe()
 
@@ -241,11 +246,16 @@ def register(sub: Subparsers) -> None:
         "renders it; the default with --only without dynamics) or a LUFS value such as -14; set on comp.makeup_db",
     )
     add("--separate", action="store_true", help="REFERENCE is a full mix: isolate its vocal first")
-    add("--backend", default="classical", help="separation backend with --separate (default: classical; demucs)")
+    add(
+        "--backend",
+        default=D.SEPARATE_BACKEND,
+        help="separation backend with --separate: auto (default: spleeter+classical when the separate extra is "
+        "installed, else classical), spleeter, spleeter+classical, classical, demucs",
+    )
     add(
         "--model-dir",
         default=None,
-        help="with --separate --backend demucs: directory with the Demucs model files (docs/guide/separation.md)",
+        help="with --separate: directory with the model files of demucs or spleeter (docs/guide/separation.md)",
     )
     add("--name", default=None, help="name stored in the preset (default: OUTPUT's stem)")
     add("--threads", type=int, default=0, help="torch threads (default: torch's choice)")

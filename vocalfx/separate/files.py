@@ -73,7 +73,7 @@ def stem_paths(mix: PathLike, out_dir: PathLike) -> Tuple[Path, Path]:
 def separate_file(
     mix: PathLike,
     out_dir: PathLike,
-    backend: Union[str, Separator] = "classical",
+    backend: Union[str, Separator] = "auto",
     *,
     chunk_seconds: Optional[float] = None,
     overlap_seconds: Optional[float] = None,
@@ -91,7 +91,7 @@ def separate_file(
         mix: The song, any format libsndfile reads; mono or stereo (any channel count for
             backends that take any).
         out_dir: Directory for the stems (created, with its parents, if missing).
-        backend: ``"classical"`` (default), ``"demucs"``, another registered name, or a
+        backend: ``"auto"`` (default; see :func:`vocalfx.separate.separate`), a registered name, or a
             :class:`Separator` instance.
         chunk_seconds: Longest stretch separated at once (s); default the backend's.
         overlap_seconds: Cross-fade between chunks (s); default the backend's.
