@@ -14,17 +14,19 @@ Sections (each can be skipped):
             SI-SDR is computed over both channels laid end to end, zero-mean not enforced
             (Le Roux et al. 2019, scale-invariant). Also the accompaniment's improvement, and the
             backend's runtime per minute of audio (wall clock, this process's torch threads).
-``match``   for a few tracks at one ratio: ``vocalfx.match`` (MFCC, alpha 1, default steps) from the
-            protocol's input (dry chunks at odd positions) against the protocol's reference (the
-            even chunks) taken from (a) the true vocal, (b) the separated vocal of the mix, (c)
-            the mix itself with no separation; each prediction is scored like ``vocalfx eval``
-            (MSS L/R of the whole dry track rendered with it against the whole true wet track).
+``match``   for a few tracks at one ratio: the prior mean, and ``vocalfx.match`` from the protocol's
+            input (dry chunks at odd positions) against the protocol's reference (the even
+            chunks) taken from (a) the true vocal, with match's defaults, (b) the vocal each
+            backend separates from the mix, with the ``--separate`` defaults and with match's
+            defaults; each prediction is scored like ``vocalfx eval`` (MSS L/R of the whole dry
+            track rendered with it against the whole true wet track).
 ``memory``  a ``minutes``-long stereo mix (mixtures laid end to end) separated in a fresh process,
             in memory (``vocalfx.separate.separate``) and from file to file (``vocalfx separate``),
             reporting each process's peak resident memory and wall time.
 
 Usage:
     python benchmarks/bench_separate.py [--backends classical] [--sections sdr,match,memory]
+        [--corpus DIR] [--accompaniment DIR,DIR,...]
         [--tracks all] [--match-tracks sing_01,sing_05,speech_01,speech_05] [--match-ratio 0]
         [--minutes 5] [--threads 1] [--json docs/data/separate_bench.json]
 """
@@ -57,18 +59,46 @@ def si_sdr(estimate: torch.Tensor, reference: torch.Tensor) -> float:
     return float(10 * torch.log10((target @ target) / (noise @ noise).clamp_min(1e-30)))
 
 
-def load_accompaniments(corpus: Path) -> list:
+def band_level_error_db(estimate: torch.Tensor, reference: torch.Tensor, low_hz: float = 11025.0) -> float:
+    """Level (dB) of ``estimate`` above ``low_hz`` minus that of ``reference``: the air band's error.
+
+    The pretrained separator models only the band below 11 kHz; this says what each treatment of
+    the band above leaves of the vocal's air, which the EQ match reads.
+    """
+    n = reference.shape[-1]
+    freqs = torch.fft.rfftfreq(n, 1.0 / 44100)
+    band = freqs >= low_hz
+
+    def energy(x):
+        return float(torch.fft.rfft(x.double(), dim=-1)[..., band].abs().pow(2).sum())
+
+    return 10.0 * float(torch.log10(torch.tensor(max(energy(estimate), 1e-30) / max(energy(reference), 1e-30))))
+
+
+def load_accompaniments(folders) -> list:
+    """``(name, (channels, time))`` of every ``.flac`` in ``folders``, interleaved folder by folder.
+
+    Interleaving gives consecutive tracks clips of different kinds (loops, generated songs,
+    soundfont renders) when each kind is in its own folder.
+    """
     import soundfile as sf
 
-    clips = []
-    for f in sorted((corpus / "accompaniment").glob("*.flac")):
-        data, rate = sf.read(str(f), dtype="float32", always_2d=True)
-        if rate != 44100:
-            raise SystemExit(f"{f}: {rate} Hz; the benchmark expects 44.1 kHz accompaniment")
-        clips.append((f.name, torch.from_numpy(data.T.copy())))
-    if not clips:
-        raise SystemExit(f"{corpus}/accompaniment: no .flac clips")
-    return clips
+    per_folder = []
+    for folder in folders:
+        files = sorted(Path(folder).glob("*.flac"))
+        if not files:
+            raise SystemExit(f"{folder}: no .flac accompaniment clips")
+        clips = []
+        for f in files:
+            data, rate = sf.read(str(f), dtype="float32", always_2d=True)
+            if rate != 44100:
+                raise SystemExit(f"{f}: {rate} Hz; the benchmark expects 44.1 kHz accompaniment")
+            clips.append((f.name, torch.from_numpy(data.T.copy())))
+        per_folder.append(clips)
+    out = []
+    for i in range(max(len(c) for c in per_folder)):
+        out.extend(c[i] for c in per_folder if i < len(c))
+    return out
 
 
 def make_mix(vocal: torch.Tensor, accompaniment: torch.Tensor, var_db: float):
@@ -114,6 +144,7 @@ def section_sdr(tracks, clips, backends, ratios, log, options=None):
                 }
                 row["improvement_db"] = row["sdr_vocal_db"] - row["sdr_mix_db"]
                 row["acc_improvement_db"] = row["sdr_acc_db"] - row["sdr_mix_acc_db"]
+                row["air_band_error_db"] = band_level_error_db(ev, v)
                 rows.append(row)
                 log(
                     f"  {backend} {track.name} + {clip_name} at {r:+g} dB: vocal SI-SDR {row['sdr_mix_db']:+.2f} -> "
@@ -142,6 +173,8 @@ def section_sdr(tracks, clips, backends, ratios, log, options=None):
                     "improvement_min_db": min(imp),
                     "improved_tracks": sum(1 for x in imp if x > 0),
                     "acc_improvement_mean_db": statistics.mean(x["acc_improvement_db"] for x in sel),
+                    "air_band_error_mean_db": statistics.mean(x["air_band_error_db"] for x in sel),
+                    "air_band_abs_error_mean_db": statistics.mean(abs(x["air_band_error_db"]) for x in sel),
                     "seconds_per_minute": secs / mins,
                 }
             )
@@ -159,52 +192,70 @@ def _chunks_at(audio: torch.Tensor, track, positions: str) -> torch.Tensor:
     return picked.permute(1, 0, 2).reshape(audio.shape[0], -1).contiguous()
 
 
-def section_match(tracks, clips, backends, ratio, steps, log):
+def _matched_mss(track, dry, reference, settings, name):
+    """MSS/MLDR L/R of ``vocalfx.match(dry, reference, **settings)``, scored like ``vocalfx eval``."""
     from vocalfx import match
     from vocalfx.evaluation.runner import score
+
+    t0 = time.perf_counter()
+    res = match(dry, reference, 44100, chunk_seconds=track.chunk_seconds, progress=False, name=name, **settings)
+    m = score(track, res.preset.vector)
+    return {"mss_lr": m["mss_lr"], "mldr_lr": m["mldr_lr"], "pmse": m["pmse"], "seconds": time.perf_counter() - t0}
+
+
+def section_match(tracks, clips, backends, ratio, log, candidates=None, on_row=None):
+    """What separation costs a match, per mix at ``ratio`` dB.
+
+    Rows per track: the prior mean (no match); ``vocalfx match`` with its defaults from the true
+    processed vocal (the target a separated reference can at best reach); and for each backend,
+    the reference separated from the mix and matched with the ``--separate`` defaults
+    (``vocalfx.defaults.SEPARATED_*``) and with the plain defaults. The input is the protocol's
+    dry chunks (odd positions), the reference its even chunks, as ``vocalfx eval``'s match row.
+    ``candidates`` (label -> ``vocalfx.match`` settings) adds a row per separated reference for
+    each, so that ``--separate``'s defaults are chosen on these mixes; ``on_row(rows)`` is called
+    after each row (the caller saves partial results).
+    """
+    from vocalfx import defaults as D
+    from vocalfx.evaluation.runner import score
+    from vocalfx.prior import GaussianPrior
     from vocalfx.separate import separate
 
+    separated_defaults = {
+        "encoder": D.SEPARATED_ENCODER,
+        "alpha": D.SEPARATED_ALPHA,
+        "init": D.SEPARATED_INIT,
+        "steps": D.SEPARATED_STEPS,
+        "lr": D.SEPARATED_LR,
+    }
+    mean_vector = GaussianPrior.default().mean.double().numpy()
     rows = []
     for track in tracks:
-        i = track.index
-        clip_name, clip = clips[i % len(clips)]
-        mix, v, _ = make_mix(track.wet, clip, ratio)
+        clip_name, clip = clips[track.index % len(clips)]
+        mix, _, _ = make_mix(track.wet, clip, ratio)
         dry = _chunks_at(track.dry, track, "odd")
-        refs = {"true vocal": _chunks_at(track.wet, track, "even")}
+        base = {"track": track.name, "accompaniment": clip_name, "var_db": ratio}
+        m = score(track, mean_vector)
+        cases = [("prior mean", None, None, None)]
+        cases.append(("true vocal", "default", _chunks_at(track.wet, track, "even"), {}))
         for backend in backends:
             ev, _ = separate(mix, 44100, backend=backend)
-            refs[f"separated ({backend})"] = _chunks_at(ev, track, "even")
-        refs["mix, not separated"] = _chunks_at(mix, track, "even")
-        for label, ref in refs.items():
-            t0 = time.perf_counter()
-            res = match(
-                dry,
-                ref,
-                44100,
-                encoder="mfcc",
-                alpha=1.0,
-                steps=steps,
-                chunk_seconds=track.chunk_seconds,
-                normalize_reference=False,
-                progress=False,
-                name=f"{track.name}-{label}",
-            )
-            m = score(track, res.preset.vector)
-            row = {
-                "track": track.name,
-                "accompaniment": clip_name,
-                "var_db": ratio,
-                "reference": label,
-                "mss_lr": m["mss_lr"],
-                "mldr_lr": m["mldr_lr"],
-                "pmse": m["pmse"],
-                "seconds": time.perf_counter() - t0,
-            }
-            rows.append(row)
+            ref = _chunks_at(ev, track, "even")
+            cases.append((f"separated ({backend})", "separated", ref, separated_defaults))
+            cases.append((f"separated ({backend})", "default", ref, {}))
+            for label, settings in (candidates or {}).items():
+                cases.append((f"separated ({backend})", label, ref, settings))
+        for label, settings_name, ref, settings in cases:
+            if ref is None:
+                r = {"mss_lr": m["mss_lr"], "mldr_lr": m["mldr_lr"], "pmse": m["pmse"], "seconds": 0.0}
+            else:
+                r = _matched_mss(track, dry, ref, settings, f"{track.name}-{label}")
+            rows.append({**base, "reference": label, "settings": settings_name, **r})
             log(
-                f"  {track.name} ({clip_name}, {ratio:+g} dB) reference = {label}: MSS {m['mss_lr']:.4f}, "
-                f"MLDR {m['mldr_lr']:.4f} [{row['seconds']:.0f} s]"
+                f"  {track.name} ({clip_name}, {ratio:+g} dB) {label}, {settings_name or '-'}: "
+                f"MSS {r['mss_lr']:.4f}, MLDR {r['mldr_lr']:.4f} [{r['seconds']:.0f} s]"
             )
+            if on_row is not None:
+                on_row(rows)
     return rows
 
 
@@ -325,13 +376,17 @@ def section_memory(tracks, clips, backends, minutes, threads, log):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    ap.add_argument(
+        "--accompaniment",
+        default=None,
+        help="comma-separated folders of 44.1 kHz .flac accompaniment clips (default: the corpus's accompaniment/)",
+    )
     ap.add_argument("--backends", default="classical", help="comma-separated backends (default classical)")
     ap.add_argument("--sections", default="sdr,match,memory")
     ap.add_argument("--ratios", default="-6,0,6", help="vocal-to-accompaniment ratios (dB)")
     ap.add_argument("--tracks", default="all", help="tracks for the sdr section (comma-separated or 'all')")
     ap.add_argument("--match-tracks", default="sing_01,sing_05,speech_01,speech_05")
     ap.add_argument("--match-ratio", type=float, default=0.0)
-    ap.add_argument("--match-steps", type=int, default=None, help="ITO steps (default: match's, 100)")
     ap.add_argument("--minutes", type=float, default=5.0, help="length of the memory section's mix")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument(
@@ -340,7 +395,14 @@ def main() -> None:
         default=None,
         help="backend options for the sdr section, as JSON (ablations), e.g. '{\"centre_weight\": 0.5}'",
     )
-    ap.add_argument("--json", type=Path, default=None, help="write every measurement here")
+    ap.add_argument(
+        "--candidates",
+        type=json.loads,
+        default=None,
+        help="match section: extra settings for separated references, as JSON label -> vocalfx.match settings, "
+        'e.g. \'{"fx+mfcc-a0.2": {"encoder": "fx+mfcc", "alpha": 0.2}}\'',
+    )
+    ap.add_argument("--json", type=Path, default=None, help="write every measurement here (updated as it goes)")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -355,7 +417,8 @@ def main() -> None:
     ratios = [float(r) for r in a.ratios.split(",")]
     corpus = load_corpus(a.corpus)
     names = [t.name for t in corpus.tracks]
-    clips = load_accompaniments(a.corpus)
+    folders = a.accompaniment.split(",") if a.accompaniment else [a.corpus / "accompaniment"]
+    clips = load_accompaniments(folders)
     load = os.getloadavg()
     log(
         f"# bench_separate: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
@@ -401,18 +464,28 @@ def main() -> None:
                 f"{s['seconds_per_minute']:.2f} |"
             )
     if "match" in sections:
-        log(f"## Match cost at {a.match_ratio:+g} dB (MFCC, alpha 1; MSS L/R of the scored render, lower is better)")
-        rows = section_match(prepared(a.match_tracks), clips, backends, a.match_ratio, a.match_steps, log)
+        log(f"## Match cost at {a.match_ratio:+g} dB (MSS L/R of the scored render, lower is better)")
+        result["match_candidates"] = a.candidates
+
+        def save_partial(rows):
+            if a.json:
+                a.json.parent.mkdir(parents=True, exist_ok=True)
+                a.json.write_text(json.dumps({**result, "match": rows, "partial": True}, indent=1) + "\n")
+
+        rows = section_match(
+            prepared(a.match_tracks), clips, backends, a.match_ratio, log, a.candidates, on_row=save_partial
+        )
         result["match"] = rows
-        labels = list(dict.fromkeys(r["reference"] for r in rows))
-        log("| reference | " + " | ".join(sorted({r["track"] for r in rows})) + " | mean MSS |")
-        log("|---|" + "---:|" * (len({r["track"] for r in rows}) + 1))
-        for label in labels:
-            sel = sorted((r for r in rows if r["reference"] == label), key=lambda r: r["track"])
+        tracks = sorted({r["track"] for r in rows})
+        log("| reference | settings | " + " | ".join(tracks) + " | mean MSS | mean MLDR |")
+        log("|---|---|" + "---:|" * (len(tracks) + 2))
+        for key in dict.fromkeys((r["reference"], r["settings"]) for r in rows):
+            sel = sorted((r for r in rows if (r["reference"], r["settings"]) == key), key=lambda r: r["track"])
             log(
-                f"| {label} | "
+                f"| {key[0]} | {key[1] or '-'} | "
                 + " | ".join(f"{r['mss_lr']:.4f}" for r in sel)
-                + f" | {statistics.mean(r['mss_lr'] for r in sel):.4f} |"
+                + f" | {statistics.mean(r['mss_lr'] for r in sel):.4f}"
+                + f" | {statistics.mean(r['mldr_lr'] for r in sel):.4f} |"
             )
     if "memory" in sections:
         log(f"## Memory: {a.minutes:g} min stereo mix")
