@@ -432,8 +432,9 @@ def test_match_separate_close_to_true_stem(shared, tmp_path):
     s_mean = score(Preset.from_vector(GaussianPrior.default().mean))
     print(f"MSS: separated {s_sep:.4f}, true stem {s_true:.4f}, prior mean {s_mean:.4f}")
     # measured with spleeter+classical: separated 0.821, true stem 0.821, prior mean 0.837 (with
-    # classical: 0.815; the whole-track measurements are in docs/results.md, "Pretrained separation"). The separated match must improve on the prior mean
-    # and stay within 0.05 of the true-stem match.
+    # classical: 0.815; the whole-track measurements are in docs/results.md, "Pretrained
+    # separation"). The separated match must improve on the prior mean and stay within 0.05 of the
+    # true-stem match.
     assert s_sep < s_mean, (s_sep, s_true, s_mean)
     assert s_sep <= s_true + 0.05, (s_sep, s_true, s_mean)
     assert math.isfinite(s_sep)

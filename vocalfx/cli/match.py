@@ -139,6 +139,12 @@ def run(a: argparse.Namespace) -> int:
     return 0
 
 
+_BACKENDS = (
+    "auto, the default: spleeter+classical when the separate extra is installed, else classical; "
+    "spleeter, spleeter+classical, classical, demucs"
+)
+
+
 def register(sub: Subparsers) -> None:
     m = sub.add_parser(
         "match",
@@ -246,17 +252,8 @@ def register(sub: Subparsers) -> None:
         "renders it; the default with --only without dynamics) or a LUFS value such as -14; set on comp.makeup_db",
     )
     add("--separate", action="store_true", help="REFERENCE is a full mix: isolate its vocal first")
-    add(
-        "--backend",
-        default=D.SEPARATE_BACKEND,
-        help="separation backend with --separate: auto (default: spleeter+classical when the separate extra is "
-        "installed, else classical), spleeter, spleeter+classical, classical, demucs",
-    )
-    add(
-        "--model-dir",
-        default=None,
-        help="with --separate: directory with the model files of demucs or spleeter (docs/guide/separation.md)",
-    )
+    add("--backend", default=D.SEPARATE_BACKEND, help=f"separation backend with --separate ({_BACKENDS})")
+    add("--model-dir", default=None, help="with --separate: model files of demucs or spleeter (guide/separation.md)")
     add("--name", default=None, help="name stored in the preset (default: OUTPUT's stem)")
     add("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     add("-q", "--quiet", action="store_true", help="no progress bar")

