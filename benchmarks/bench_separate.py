@@ -203,7 +203,7 @@ def _matched_mss(track, dry, reference, settings, name):
     return {"mss_lr": m["mss_lr"], "mldr_lr": m["mldr_lr"], "pmse": m["pmse"], "seconds": time.perf_counter() - t0}
 
 
-def section_match(tracks, clips, backends, ratio, log, candidates=None, on_row=None):
+def section_match(tracks, clips, backends, ratio, log, candidates=None, on_row=None, only_candidates=False):
     """What separation costs a match, per mix at ``ratio`` dB.
 
     Rows per track: the prior mean (no match); ``vocalfx match`` with its defaults from the true
@@ -213,7 +213,8 @@ def section_match(tracks, clips, backends, ratio, log, candidates=None, on_row=N
     dry chunks (odd positions), the reference its even chunks, as ``vocalfx eval``'s match row.
     ``candidates`` (label -> ``vocalfx.match`` settings) adds a row per separated reference for
     each, so that ``--separate``'s defaults are chosen on these mixes; ``on_row(rows)`` is called
-    after each row (the caller saves partial results).
+    after each row (the caller saves partial results). ``only_candidates`` skips the true-vocal
+    row and the two default rows (already measured in another run).
     """
     from vocalfx import defaults as D
     from vocalfx.evaluation.runner import score
@@ -236,12 +237,14 @@ def section_match(tracks, clips, backends, ratio, log, candidates=None, on_row=N
         base = {"track": track.name, "accompaniment": clip_name, "var_db": ratio}
         m = score(track, mean_vector)
         cases = [("prior mean", None, None, None)]
-        cases.append(("true vocal", "default", _chunks_at(track.wet, track, "even"), {}))
+        if not only_candidates:
+            cases.append(("true vocal", "default", _chunks_at(track.wet, track, "even"), {}))
         for backend in backends:
             ev, _ = separate(mix, 44100, backend=backend)
             ref = _chunks_at(ev, track, "even")
-            cases.append((f"separated ({backend})", "separated", ref, separated_defaults))
-            cases.append((f"separated ({backend})", "default", ref, {}))
+            if not only_candidates:
+                cases.append((f"separated ({backend})", "separated", ref, separated_defaults))
+                cases.append((f"separated ({backend})", "default", ref, {}))
             for label, settings in (candidates or {}).items():
                 cases.append((f"separated ({backend})", label, ref, settings))
         for label, settings_name, ref, settings in cases:
@@ -402,6 +405,9 @@ def main() -> None:
         help="match section: extra settings for separated references, as JSON label -> vocalfx.match settings, "
         'e.g. \'{"fx+mfcc-a0.2": {"encoder": "fx+mfcc", "alpha": 0.2}}\'',
     )
+    ap.add_argument(
+        "--only-candidates", action="store_true", help="match section: only the prior mean and the --candidates rows"
+    )
     ap.add_argument("--json", type=Path, default=None, help="write every measurement here (updated as it goes)")
     a = ap.parse_args()
 
@@ -473,7 +479,14 @@ def main() -> None:
                 a.json.write_text(json.dumps({**result, "match": rows, "partial": True}, indent=1) + "\n")
 
         rows = section_match(
-            prepared(a.match_tracks), clips, backends, a.match_ratio, log, a.candidates, on_row=save_partial
+            prepared(a.match_tracks),
+            clips,
+            backends,
+            a.match_ratio,
+            log,
+            a.candidates,
+            on_row=save_partial,
+            only_candidates=a.only_candidates,
         )
         result["match"] = rows
         tracks = sorted({r["track"] for r in rows})
