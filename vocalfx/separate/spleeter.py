@@ -61,9 +61,10 @@ Signal flow, per chunk (:class:`SpleeterSeparator`; 44.1 kHz stereo, which
    alone uses 46 ms). ``spleeter+classical`` is this backend with ``w = 0.5``.
 6. **Output**: ``vocals = istft(M_v X)``, ``accompaniment = istft(M_a X)`` (the mix's phase).
 
-The cost is two U-Net passes (about 7 GMAC each) per 11.9 s of audio. Measured: a 3-minute
-stereo mix in 20.5 s with 1.5 GB peak resident memory (2 torch threads on a 2-core machine
-shared with another job).
+The cost is two U-Net passes (about 7 GMAC each) per 11.9 s of audio. Measured
+(``benchmarks/bench_separate.py --sections memory --minutes 3 --threads 2``, docs/results.md): a
+3-minute stereo mix through ``spleeter+classical`` in 11.4 s with 1.7 GB peak resident memory in
+memory, 13.6 s and 1.5 GB from file to file, on an idle 2-core machine.
 """
 
 from __future__ import annotations
