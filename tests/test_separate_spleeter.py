@@ -250,6 +250,23 @@ def weight_copy(tmp_path):
 
 
 @needs_weights
+def test_auto_with_a_model_dir_uses_it_or_says_what_is_missing(weight_copy, tmp_path, capsys):
+    from vocalfx.separate import resolve_auto
+
+    assert resolve_auto(weight_copy) == ("spleeter+classical", None)
+    assert get_separator("auto", model_dir=weight_copy).weight_files["vocals"].parent == weight_copy
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ModelNotFoundError, match="testcheckpoint0.ckpt"):
+        resolve_auto(empty)  # not the classical fallback, which would ignore the directory
+    song = tmp_path / "song.wav"
+    sf.write(str(song), np.zeros((4410, 2), np.float32), SR)
+    assert main(["separate", str(song), "-o", str(tmp_path / "out"), "-q", "--model-dir", str(empty)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(empty) in err and not (tmp_path / "out").exists()
+
+
+@needs_weights
 def test_corrupt_and_missing_files_are_named(weight_copy, monkeypatch):
     bad = weight_copy / sp.WEIGHT_FILES["accompaniment"]
     data = bytearray(bad.read_bytes())

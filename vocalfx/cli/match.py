@@ -75,11 +75,11 @@ def _reference(a: argparse.Namespace, notes: list):
     from ..separate import AUTO, ModelNotFoundError, get_separator, resolve_auto, separate
 
     backend = a.backend
-    if backend == AUTO:
-        backend, fallback = resolve_auto()
-        if fallback:
-            notes.append(fallback)
     try:
+        if backend == AUTO:
+            backend, fallback = resolve_auto(a.model_dir)
+            if fallback:
+                notes.append(fallback)
         sep = get_separator(backend, **({"model_dir": a.model_dir} if a.model_dir else {}))
     except ModelNotFoundError as e:
         raise CLIError(f"{e}{MODEL_DIR_HINT}") from None

@@ -20,11 +20,11 @@ def run(a: argparse.Namespace) -> int:
         torch.set_num_threads(a.threads)
     options = {k: v for k, v in (("model", a.model), ("model_dir", a.model_dir)) if v}
     backend = a.backend
-    if backend == AUTO:
-        backend, fallback = resolve_auto()
-        if fallback:
-            print(f"note: {fallback}", file=sys.stderr)
     try:
+        if backend == AUTO:
+            backend, fallback = resolve_auto(a.model_dir)
+            if fallback:
+                print(f"note: {fallback}", file=sys.stderr)
         res = separate_file(
             a.mix,
             a.output,
