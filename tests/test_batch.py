@@ -209,7 +209,10 @@ def _kill_when(args, ready, timeout_s=240):
 
 
 def test_ray_batch_killed_resumes_and_equals_the_local_engine(ray_installed, files, tmp_path, capsys):
-    pairs = _pairs(tmp_path, [(files / f"take{i}.wav", files / "ref.wav", f"t{i}") for i in range(4)])
+    # 6 items on 2 jobs: when the kill lands just after two items finished together, the two in
+    # flight can still finish in Ray workers that outlive the group, and 2 items are still left
+    n_items = 6
+    pairs = _pairs(tmp_path, [(files / f"take{i % 4}.wav", files / "ref.wav", f"t{i}") for i in range(n_items)])
     local = tmp_path / "local"
     assert main(["match-batch", str(pairs), "-o", str(local), *FAST_FLAGS]) == 0
     out = tmp_path / "ray"
@@ -225,13 +228,13 @@ def test_ray_batch_killed_resumes_and_equals_the_local_engine(ray_installed, fil
         if now != seen:
             seen, t_stable = now, time.monotonic()
     done = {n: (r["finished"], (out / "items" / f"{n}.json").stat().st_mtime_ns) for n, r in _records(out).items()}
-    assert 1 <= len(done) < 4, "the run was not killed part-way"
+    assert 1 <= len(done) < n_items, "the run was not killed part-way"
     assert main(ray_args) == 0
-    assert f"{4 - len(done)} item(s) matched (0 failed), {len(done)} already finished" in capsys.readouterr().out
+    assert f"{n_items - len(done)} item(s) matched (0 failed), {len(done)} already finished" in capsys.readouterr().out
     for n, stamp in done.items():  # finished items were not recomputed
         assert (_records(out)[n]["finished"], (out / "items" / f"{n}.json").stat().st_mtime_ns) == stamp
     a, b = _presets(local), _presets(out)
-    assert sorted(a) == sorted(b) == ["t0", "t1", "t2", "t3"]
+    assert sorted(a) == sorted(b) == [f"t{i}" for i in range(n_items)]
     from vocalfx.prior import GaussianPrior
 
     mean = GaussianPrior.default().mean.double().numpy()
